@@ -1,0 +1,86 @@
+"""tether's own error tree.
+
+Every error a user can meet is one of these, with a message that says what went
+wrong and what to do about it. Driver exceptions (SQLite, OpenSSL, PKCS#11,
+subprocesses) are translated into this tree at the adapter boundary.
+
+    TetherError
+    ├── SettingsError            a configuration key is missing or malformed
+    ├── EngineError              an engine (database, broker, token) failed or is missing
+    │   └── MissingExtraError    an optional dependency is not installed
+    ├── CustodyError             a key could not be created, found or used
+    ├── IdentityError            a certificate, CSR or serial is not acceptable
+    │   ├── InvalidSerialError
+    │   ├── CSRRejectedError
+    │   └── CertificateRejectedError   carries a contract reject code
+    ├── NotFoundError            a tenant, CA or device does not exist
+    ├── ConflictError            the thing already exists or is in the wrong state
+    └── MaskingError             the masking pipeline refused its input or rubric
+"""
+
+from __future__ import annotations
+
+
+class TetherError(Exception):
+    """Base of every error tether raises on purpose."""
+
+
+class SettingsError(TetherError):
+    """A configuration key is missing or has the wrong form."""
+
+
+class EngineError(TetherError):
+    """An engine failed, or its binary or library is missing."""
+
+
+class MissingExtraError(EngineError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"the Python module {module!r} is not installed; "
+            f"install it with: pip install 'tether[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra
+
+
+class CustodyError(TetherError):
+    """A key could not be created, found or used by its custodian."""
+
+
+class IdentityError(TetherError):
+    """A certificate, CSR or serial is not acceptable."""
+
+
+class InvalidSerialError(IdentityError):
+    """A device serial does not have the contract's form."""
+
+
+class CSRRejectedError(IdentityError):
+    """A certificate signing request was refused."""
+
+
+class CertificateRejectedError(IdentityError):
+    """A device certificate failed verification.
+
+    ``code`` is the reject code of the wire contract (section 8):
+    ``untrusted_cert``, ``cert_expired``, ``cert_revoked`` or ``unknown_device``.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class NotFoundError(TetherError):
+    """A tenant, CA, key or device does not exist."""
+
+
+class ConflictError(TetherError):
+    """The thing already exists, or is in a state that forbids the operation."""
+
+
+class MaskingError(TetherError):
+    """The masking pipeline refused its input, its rubric or its own output."""

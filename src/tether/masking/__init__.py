@@ -1,0 +1,1 @@
+"""PII masking for analytics exports."""
