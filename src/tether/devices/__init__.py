@@ -1,0 +1,1 @@
+"""Devices in software: simulated secure elements (and, later, the fleet simulator)."""

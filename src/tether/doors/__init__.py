@@ -1,0 +1,1 @@
+"""Front doors: where devices and gateways reach the platform (MQTT, HTTPS)."""

@@ -1,0 +1,94 @@
+"""The platform's parts, wired from one settings object.
+
+``Platform.open(settings)`` opens the engines the settings name and builds the
+services on top of them. Commands, the HTTP service and tests all start here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tether.devices.secure_element import SecureElementStore
+from tether.errors import ConflictError, NotFoundError
+from tether.identity.ca import Authority
+from tether.identity.provisioning import Provisioner
+from tether.identity.verifier import CertificateVerifier
+from tether.keys import KeyCustody, SigningKey, open_custody
+from tether.registry.base import DeviceRecord, DeviceRegistry
+from tether.registry.sql import SqlRegistry
+from tether.settings import Settings
+
+FIRMWARE_KEY_LABEL = "platform/firmware-signing"
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    registry: DeviceRegistry
+    custody: KeyCustody
+    clock: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    def open(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Platform:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        registry = SqlRegistry(settings.resolved_entity_url())
+        custody = open_custody(settings.resolved_keys_url())
+        return cls(settings, registry, custody, clock)
+
+    @cached_property
+    def authority(self) -> Authority:
+        return Authority(self.registry, self.custody, self.settings.identity, self.clock)
+
+    @cached_property
+    def provisioner(self) -> Provisioner:
+        return Provisioner(self.authority, self.registry, self.clock)
+
+    @cached_property
+    def verifier(self) -> CertificateVerifier:
+        return CertificateVerifier(
+            self.registry, self.clock, self.settings.identity.revocation_poll_seconds
+        )
+
+    @cached_property
+    def secure_elements(self) -> SecureElementStore:
+        return SecureElementStore.from_url(self.settings.resolved_secure_elements_url())
+
+    @cached_property
+    def firmware_custody(self) -> KeyCustody:
+        return open_custody(self.settings.resolved_firmware_keys_url())
+
+    def revoke(self, serial: str, reason: str) -> DeviceRecord:
+        """Revoke a device: the registry first, then this process's verifier at once."""
+        device = self.registry.revoke_device(serial, reason, self.clock())
+        if "verifier" in self.__dict__:
+            self.verifier.revoke(serial)
+        return device
+
+    def firmware_key(self, create: bool = False) -> SigningKey:
+        """The firmware-signing key, held apart from the CA keys."""
+        custody = self.firmware_custody
+        if custody.exists(FIRMWARE_KEY_LABEL):
+            if create:
+                raise ConflictError("the firmware-signing key already exists")
+            return custody.get(FIRMWARE_KEY_LABEL)
+        if not create:
+            raise NotFoundError(
+                "there is no firmware-signing key yet; create it with: tether firmware key-init"
+            )
+        return custody.create(FIRMWARE_KEY_LABEL)
+
+    def firmware_public_key(self) -> ec.EllipticCurvePublicKey:
+        return self.firmware_key().public_key()
+
+    def close(self) -> None:
+        self.registry.close()
+        self.custody.close()
+        if "firmware_custody" in self.__dict__:
+            self.firmware_custody.close()
+        if "secure_elements" in self.__dict__:
+            self.secure_elements.close()
