@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tether.devices.secure_element import SecureElementStore
 from tether.errors import ConflictError, NotFoundError
 from tether.identity.ca import Authority
-from tether.identity.provisioning import Provisioner
+from tether.identity.provisioning import Provisioner, csr_serial
 from tether.identity.verifier import CertificateVerifier
 from tether.keys import KeyCustody, SigningKey, open_custody
 from tether.registry.base import DeviceRecord, DeviceRegistry
@@ -65,9 +66,18 @@ class Platform:
     def revoke(self, serial: str, reason: str) -> DeviceRecord:
         """Revoke a device: the registry first, then this process's verifier at once."""
         device = self.registry.revoke_device(serial, reason, self.clock())
-        if "verifier" in self.__dict__:
-            self.verifier.revoke(serial)
+        self._forget(serial)
         return device
+
+    def renew(self, csr: bytes, proof: bytes | None = None) -> x509.Certificate:
+        """Renew a device's certificate; the superseded one is refused at once here."""
+        cert = self.provisioner.renew(csr, proof)
+        self._forget(csr_serial(cert.subject))
+        return cert
+
+    def _forget(self, serial: str) -> None:
+        if "verifier" in self.__dict__:
+            self.verifier.forget(serial)
 
     def firmware_key(self, create: bool = False) -> SigningKey:
         """The firmware-signing key, held apart from the CA keys."""

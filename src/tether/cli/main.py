@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from tether import __version__
 from tether.errors import TetherError
 
 app = typer.Typer(
@@ -18,14 +21,51 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tether {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", envvar="TETHER_DATA_DIR", help="Where embedded engines keep data."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", envvar="TETHER_CONFIG", help="Settings file (default ./tether.toml)."
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    ctx.obj = {"data_dir": data_dir, "config": config}
+
+
 def _register() -> None:
+    from tether.cli import ca, certs, devices, firmware, serve
     from tether.masking.cli import app as mask_app
 
+    app.add_typer(ca.app, name="ca")
+    app.add_typer(devices.app, name="devices")
+    app.add_typer(certs.app, name="certs")
+    app.add_typer(firmware.app, name="firmware")
+    app.add_typer(serve.broker_app, name="broker")
+    app.command("serve")(serve.serve)
     app.add_typer(mask_app, name="mask", help="Mask analytics exports by a PII rubric.")
 
 
+_register()
+
+
 def main() -> None:
-    _register()
     try:
         app()
     except TetherError as exc:

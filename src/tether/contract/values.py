@@ -19,8 +19,7 @@ class Serial:
     def __post_init__(self) -> None:
         if not isinstance(self.value, str) or not _SERIAL.fullmatch(self.value):
             raise InvalidSerialError(
-                f"{self.value!r} is not a device serial: use 1-64 characters of "
-                "A-Z a-z 0-9 . _ -"
+                f"{self.value!r} is not a device serial: use 1-64 characters of A-Z a-z 0-9 . _ -"
             )
 
     def __str__(self) -> str:

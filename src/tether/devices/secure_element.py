@@ -85,21 +85,23 @@ class SecureElementStore:
     def manufacture(self, serials: Sequence[str]) -> list[SecureElement]:
         """Make one element per serial, each with a fresh key generated inside it."""
         elements = [
-            SecureElement(Serial(s).value, ec.generate_private_key(ec.SECP256R1()))
-            for s in serials
+            SecureElement(Serial(s).value, ec.generate_private_key(ec.SECP256R1())) for s in serials
         ]
         rows = [
-            (e.serial, e._key.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption()))
+            (
+                e.serial,
+                e._key.private_bytes(
+                    serialization.Encoding.DER,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ),
+            )
             for e in elements
         ]
         with self._lock:
             try:
                 with self._db:
-                    self._db.executemany(
-                        "INSERT INTO elements (serial, key) VALUES (?, ?)", rows
-                    )
+                    self._db.executemany("INSERT INTO elements (serial, key) VALUES (?, ?)", rows)
             except sqlite3.IntegrityError as exc:
                 raise ConflictError(f"a secure element already exists for a serial: {exc}") from exc
         return elements

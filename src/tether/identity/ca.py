@@ -64,8 +64,13 @@ def _utc(ts: float) -> dt.datetime:
 
 
 def _ca_builder(
-    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
-    issuer_key: ec.EllipticCurvePublicKey, now: float, days: int, path_length: int,
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    issuer_key: ec.EllipticCurvePublicKey,
+    now: float,
+    days: int,
+    path_length: int,
 ) -> x509.CertificateBuilder:
     start = _utc(now) - _BACKDATE
     return (
@@ -79,9 +84,15 @@ def _ca_builder(
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -102,9 +113,15 @@ def _name(common_name: str, organization: str, unit: str | None = None) -> x509.
 
 def _leaf_usage(server: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=server, key_cert_sign=False, crl_sign=False,
-        encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=server,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -144,12 +161,20 @@ class Authority:
         self._keys[root_label] = root_key
         subject = _name(f"{tenant} device root CA", tenant)
         cert = sign_certificate(
-            _ca_builder(subject, subject, root_key.public_key(), root_key.public_key(), now,
-                        self.settings.root_ca_days, path_length=1),
+            _ca_builder(
+                subject,
+                subject,
+                root_key.public_key(),
+                root_key.public_key(),
+                now,
+                self.settings.root_ca_days,
+                path_length=1,
+            ),
             root_key,
         )
-        root = self.registry.add_ca(tenant, ROOT, subject.rfc4514_string(), root_label,
-                                    to_pem(cert), CA_ACTIVE, now)
+        root = self.registry.add_ca(
+            tenant, ROOT, subject.rfc4514_string(), root_label, to_pem(cert), CA_ACTIVE, now
+        )
         return root, self._new_manufacturing(tenant, root)
 
     def _new_manufacturing(self, tenant: str, root: CARecord) -> CARecord:
@@ -165,12 +190,20 @@ class Authority:
             int((root.cert.not_valid_after_utc.timestamp() - now) // 86400),
         )
         cert = sign_certificate(
-            _ca_builder(subject, root.cert.subject, key.public_key(), root_key.public_key(), now,
-                        days, path_length=0),
+            _ca_builder(
+                subject,
+                root.cert.subject,
+                key.public_key(),
+                root_key.public_key(),
+                now,
+                days,
+                path_length=0,
+            ),
             root_key,
         )
-        return self.registry.add_ca(tenant, MANUFACTURING, subject.rfc4514_string(), label,
-                                    to_pem(cert), CA_ACTIVE, now)
+        return self.registry.add_ca(
+            tenant, MANUFACTURING, subject.rfc4514_string(), label, to_pem(cert), CA_ACTIVE, now
+        )
 
     def root(self, tenant: str) -> CARecord:
         roots = self.registry.list_cas(tenant, ROOT)
@@ -203,7 +236,11 @@ class Authority:
         now = self.clock()
         done = []
         for ca in self.registry.list_cas(kind=MANUFACTURING):
-            if ca.status == CA_RETIRING and ca.trusted_until is not None and ca.trusted_until <= now:
+            if (
+                ca.status == CA_RETIRING
+                and ca.trusted_until is not None
+                and ca.trusted_until <= now
+            ):
                 self.registry.update_ca(ca.id, CA_RETIRED, ca.trusted_until)
                 done.append(ca)
         return done
@@ -215,12 +252,16 @@ class Authority:
     def chain_pem(self, tenant: str) -> str:
         """The tenant's trusted manufacturing CAs and root, as one PEM bundle."""
         parts = [c.cert_pem for c in self.trusted_manufacturing(tenant)]
-        return "".join(parts + [self.root(tenant).cert_pem])
+        return "".join([*parts, self.root(tenant).cert_pem])
 
     # device certificates
     def issue_device_certificate(
-        self, tenant: str, serial: str, device_class: str,
-        public_key: ec.EllipticCurvePublicKey, ca: CARecord | None = None,
+        self,
+        tenant: str,
+        serial: str,
+        device_class: str,
+        public_key: ec.EllipticCurvePublicKey,
+        ca: CARecord | None = None,
     ) -> tuple[x509.Certificate, CARecord]:
         """A device certificate exactly as contract section 1 describes it."""
         if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
@@ -231,8 +272,9 @@ class Authority:
         ca_key = self.key(ca.key_label or "")
         now = self.clock()
         start = _utc(now) - _BACKDATE
-        end = min(start + dt.timedelta(days=self.settings.device_cert_days),
-                  ca.cert.not_valid_after_utc)
+        end = min(
+            start + dt.timedelta(days=self.settings.device_cert_days), ca.cert.not_valid_after_utc
+        )
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(serial, tenant, device_class))
@@ -243,8 +285,7 @@ class Authority:
             .not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_leaf_usage(server=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
@@ -253,7 +294,9 @@ class Authority:
         )
         return sign_certificate(builder, ca_key), ca
 
-    def crl(self, ca: CARecord, next_update_seconds: float = 86400) -> x509.CertificateRevocationList:
+    def crl(
+        self, ca: CARecord, next_update_seconds: float = 86400
+    ) -> x509.CertificateRevocationList:
         """The CA's revocation list: revoked and superseded device certificates."""
         now = _utc(self.clock())
         builder = (
@@ -267,8 +310,11 @@ class Authority:
             )
         )
         for cert in self.registry.withdrawn_certificates(ca.id):
-            reason = (x509.ReasonFlags.superseded if cert.status == CERT_SUPERSEDED
-                      else x509.ReasonFlags.key_compromise)
+            reason = (
+                x509.ReasonFlags.superseded
+                if cert.status == CERT_SUPERSEDED
+                else x509.ReasonFlags.key_compromise
+            )
             revoked = (
                 x509.RevokedCertificateBuilder()
                 .serial_number(cert.serial_number)
@@ -286,19 +332,33 @@ class Authority:
         if existing:
             return existing[-1]
         now = self.clock()
-        key = (self.custody.get(SERVICE_KEY_LABEL) if self.custody.exists(SERVICE_KEY_LABEL)
-               else self.custody.create(SERVICE_KEY_LABEL))
+        key = (
+            self.custody.get(SERVICE_KEY_LABEL)
+            if self.custody.exists(SERVICE_KEY_LABEL)
+            else self.custody.create(SERVICE_KEY_LABEL)
+        )
         subject = _name("tether service CA", "tether")
         cert = sign_certificate(
-            _ca_builder(subject, subject, key.public_key(), key.public_key(), now,
-                        self.settings.root_ca_days, path_length=0),
+            _ca_builder(
+                subject,
+                subject,
+                key.public_key(),
+                key.public_key(),
+                now,
+                self.settings.root_ca_days,
+                path_length=0,
+            ),
             key,
         )
-        return self.registry.add_ca(None, SERVICE, subject.rfc4514_string(), SERVICE_KEY_LABEL,
-                                    to_pem(cert), CA_ACTIVE, now)
+        return self.registry.add_ca(
+            None, SERVICE, subject.rfc4514_string(), SERVICE_KEY_LABEL, to_pem(cert), CA_ACTIVE, now
+        )
 
     def issue_service_certificate(
-        self, common_name: str, hostnames: list[str] | None = None, days: int = 825,
+        self,
+        common_name: str,
+        hostnames: list[str] | None = None,
+        days: int = 825,
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         """A server (with ``hostnames``) or client certificate from the service CA.
 
@@ -326,8 +386,9 @@ class Authority:
             )
         )
         if hostnames:
-            builder = builder.add_extension(x509.SubjectAlternativeName(_san(hostnames)),
-                                            critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(_san(hostnames)), critical=False
+            )
         return sign_certificate(builder, ca_key), key
 
 

@@ -68,24 +68,42 @@ def new_serial(prefix: str) -> str:
     return Serial(f"{prefix}-{body}" if prefix else body).value
 
 
-def _cert_record(cert: x509.Certificate, serial: str, ca: CARecord, now: float) -> CertificateRecord:
+def _cert_record(
+    cert: x509.Certificate, serial: str, ca: CARecord, now: float
+) -> CertificateRecord:
     return CertificateRecord(
-        fingerprint=fingerprint(cert), serial=serial, serial_number=cert.serial_number,
-        ca_id=ca.id, not_after=cert.not_valid_after_utc.timestamp(), status=CERT_CURRENT,
-        pem=to_pem(cert), issued_at=now,
+        fingerprint=fingerprint(cert),
+        serial=serial,
+        serial_number=cert.serial_number,
+        ca_id=ca.id,
+        not_after=cert.not_valid_after_utc.timestamp(),
+        status=CERT_CURRENT,
+        pem=to_pem(cert),
+        issued_at=now,
     )
 
 
 def device_entry(
-    cert: x509.Certificate, ca: CARecord, tenant: str, device_class: str, hw: str,
-    source: str, now: float,
+    cert: x509.Certificate,
+    ca: CARecord,
+    tenant: str,
+    device_class: str,
+    hw: str,
+    source: str,
+    now: float,
 ) -> tuple[DeviceRecord, CertificateRecord]:
     """The registry rows for a device and its first certificate."""
     serial = csr_serial(cert.subject)
     record = _cert_record(cert, serial, ca, now)
     device = DeviceRecord(
-        serial=serial, tenant=tenant, device_class=device_class, hw=hw, status=DEVICE_ACTIVE,
-        fingerprint=record.fingerprint, not_after=record.not_after, source=source,
+        serial=serial,
+        tenant=tenant,
+        device_class=device_class,
+        hw=hw,
+        status=DEVICE_ACTIVE,
+        fingerprint=record.fingerprint,
+        not_after=record.not_after,
+        source=source,
         created_at=now,
     )
     return device, record
@@ -102,16 +120,25 @@ def csr_serial(subject: x509.Name) -> str:
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """Parse a PEM or DER CSR and check its signature and key type."""
     try:
-        csr = (x509.load_pem_x509_csr(data) if data.lstrip().startswith(b"-----")
-               else x509.load_der_x509_csr(data))
+        csr = (
+            x509.load_pem_x509_csr(data)
+            if data.lstrip().startswith(b"-----")
+            else x509.load_der_x509_csr(data)
+        )
     except ValueError as exc:
         raise CSRRejectedError(f"not a PEM or DER certificate signing request: {exc}") from exc
     if not csr.is_signature_valid:
         raise CSRRejectedError("the CSR's signature does not verify against its own key")
+    csr_key(csr)
+    return csr
+
+
+def csr_key(csr: x509.CertificateSigningRequest) -> ec.EllipticCurvePublicKey:
+    """The CSR's public key, which must be EC P-256."""
     key = csr.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise CSRRejectedError("the CSR's key is not EC P-256; device keys must be P-256")
-    return csr
+    return key
 
 
 @dataclass(frozen=True)
@@ -158,10 +185,15 @@ class Provisioner:
             now = self.clock()
             entries = []
             for element in elements.manufacture(serials):
-                csr = load_csr(element.make_csr(device_class).public_bytes(
-                    serialization.Encoding.DER))
+                csr = load_csr(
+                    element.make_csr(device_class).public_bytes(serialization.Encoding.DER)
+                )
                 cert, _ = self.authority.issue_device_certificate(
-                    tenant, element.serial, device_class, csr.public_key(), ca  # type: ignore[arg-type]
+                    tenant,
+                    element.serial,
+                    device_class,
+                    csr_key(csr),
+                    ca,
                 )
                 entries.append(device_entry(cert, ca, tenant, device_class, hw, "provisioned", now))
             self.registry.add_devices(entries)
@@ -184,10 +216,15 @@ class Provisioner:
                 "instead of enrolling again"
             )
         cert, ca = self.authority.issue_device_certificate(
-            tenant, serial, device_class, csr.public_key()  # type: ignore[arg-type]
+            tenant,
+            serial,
+            device_class,
+            csr_key(csr),
         )
         now = self.clock()
-        self.registry.add_devices([device_entry(cert, ca, tenant, device_class, hw, "enrolled", now)])
+        self.registry.add_devices(
+            [device_entry(cert, ca, tenant, device_class, hw, "enrolled", now)]
+        )
         return cert
 
     def renew(self, csr_data: bytes, proof: bytes | None = None) -> x509.Certificate:
@@ -214,14 +251,19 @@ class Provisioner:
         if csr.public_key() != current_key:
             _check_proof(current_key, csr, proof, serial)
         cert, ca = self.authority.issue_device_certificate(
-            device.tenant, serial, device.device_class, csr.public_key()  # type: ignore[arg-type]
+            device.tenant,
+            serial,
+            device.device_class,
+            csr_key(csr),
         )
         self.registry.replace_certificate(_cert_record(cert, serial, ca, now), now)
         return cert
 
 
 def _check_proof(
-    key: ec.EllipticCurvePublicKey, csr: x509.CertificateSigningRequest, proof: bytes | None,
+    key: ec.EllipticCurvePublicKey,
+    csr: x509.CertificateSigningRequest,
+    proof: bytes | None,
     serial: str,
 ) -> None:
     if proof is None or len(proof) != 64:

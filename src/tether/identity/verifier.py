@@ -7,7 +7,7 @@ registered is registered on this first verified contact when its tenant allows
 just-in-time registration.
 
 Verified certificates are cached by fingerprint, so a known device costs a
-dictionary lookup. Revocation is honoured at once in this process (``revoke``)
+dictionary lookup. Revocation is honoured at once in this process (``forget``)
 and, for revocations made by other processes, within
 ``identity.revocation_poll_seconds``, because every lookup checks the
 registry's generation counter when that interval has passed.
@@ -15,6 +15,7 @@ registry's generation counter when that interval has passed.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -78,8 +79,8 @@ class CertificateVerifier:
             # cached verdict and let each device be re-checked once on its next contact.
             self._cache.clear()
 
-    def revoke(self, serial: str) -> None:
-        """Forget a device's cached verdicts now (called after a local revocation)."""
+    def forget(self, serial: str) -> None:
+        """Drop a device's cached verdicts now (after a local revocation or renewal)."""
         with self._lock:
             for fp in [fp for fp, v in self._cache.items() if v.serial == serial]:
                 del self._cache[fp]
@@ -98,15 +99,20 @@ class CertificateVerifier:
             try:
                 cert = x509.load_der_x509_certificate(cert)
             except ValueError as exc:
-                raise CertificateRejectedError("untrusted_cert", f"not a certificate: {exc}") from exc
+                raise CertificateRejectedError(
+                    "untrusted_cert", f"not a certificate: {exc}"
+                ) from exc
         fp = fingerprint(cert)
         hit = self._cache.get(fp)
         if hit is not None:
             if self.clock() >= hit.not_after:
-                raise CertificateRejectedError("cert_expired", f"{hit.serial}'s certificate expired")
+                raise CertificateRejectedError(
+                    "cert_expired", f"{hit.serial}'s certificate expired"
+                )
             if tenant is not None and hit.tenant != tenant:
                 raise CertificateRejectedError(
-                    "untrusted_cert", f"{hit.serial} does not belong to tenant {tenant!r}")
+                    "untrusted_cert", f"{hit.serial} does not belong to tenant {tenant!r}"
+                )
             return hit
         verdict = self._verify_cold(cert, fp, tenant)
         with self._lock:
@@ -129,9 +135,7 @@ class CertificateVerifier:
             "untrusted_cert", f"no trusted manufacturing CA issued {cert.subject.rfc4514_string()}"
         )
 
-    def _verify_cold(
-        self, cert: x509.Certificate, fp: str, tenant: str | None
-    ) -> VerifiedDevice:
+    def _verify_cold(self, cert: x509.Certificate, fp: str, tenant: str | None) -> VerifiedDevice:
         ca = self._issuer(cert)
         if tenant is not None and ca.tenant != tenant:
             raise CertificateRejectedError(
@@ -146,7 +150,9 @@ class CertificateVerifier:
         try:
             serial = Serial(str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value))
         except (IndexError, InvalidSerialError) as exc:
-            raise CertificateRejectedError("untrusted_cert", f"no valid serial in CN: {exc}") from exc
+            raise CertificateRejectedError(
+                "untrusted_cert", f"no valid serial in CN: {exc}"
+            ) from exc
         device = self.registry.find_device(serial.value) or self._register_jit(cert, ca)
         return self._check_registry(device, fp, ca)
 
@@ -155,21 +161,22 @@ class CertificateVerifier:
         serial = str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
         if not self.registry.get_tenant(ca.tenant).jit_enabled:
             raise CertificateRejectedError(
-                "unknown_device", f"{serial} is not registered and tenant {ca.tenant!r} "
-                "does not register devices just in time"
+                "unknown_device",
+                f"{serial} is not registered and tenant {ca.tenant!r} "
+                "does not register devices just in time",
             )
         units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
         if not units:
             raise CertificateRejectedError(
-                "unknown_device", f"{serial} is not registered and its certificate names no "
-                "device class (subject OU), so it cannot be registered just in time"
+                "unknown_device",
+                f"{serial} is not registered and its certificate names no "
+                "device class (subject OU), so it cannot be registered just in time",
             )
-        entry = device_entry(cert, ca, ca.tenant, str(units[0].value), "unknown", "jit",
-                             self.clock())
-        try:
+        entry = device_entry(
+            cert, ca, ca.tenant, str(units[0].value), "unknown", "jit", self.clock()
+        )
+        with contextlib.suppress(ConflictError):  # another door registered it a moment ago
             self.registry.add_devices([entry])
-        except ConflictError:  # another front door registered it a moment ago
-            pass
         return self.registry.get_device(serial)
 
     def _check_registry(self, device: DeviceRecord, fp: str, ca: CARecord) -> VerifiedDevice:
@@ -183,8 +190,9 @@ class CertificateVerifier:
             raise CertificateRejectedError(
                 "cert_revoked", f"this is not {device.serial}'s current certificate (superseded)"
             )
-        return VerifiedDevice(device.serial, device.tenant, device.device_class, fp,
-                              device.not_after)
+        return VerifiedDevice(
+            device.serial, device.tenant, device.device_class, fp, device.not_after
+        )
 
 
 def _check_device_profile(cert: x509.Certificate) -> None:

@@ -78,9 +78,7 @@ class FileKeyCustody(KeyCustody):
         except FileNotFoundError:
             raise NotFoundError(f"no key labelled {label!r} in {self.directory}") from None
         if path.stat().st_mode & 0o077:
-            raise CustodyError(
-                f"{path} is readable by others; restrict it with: chmod 600 {path}"
-            )
+            raise CustodyError(f"{path} is readable by others; restrict it with: chmod 600 {path}")
         key = serialization.load_pem_private_key(data, password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise CustodyError(f"{path} does not hold an EC private key")

@@ -34,8 +34,10 @@ try:
     import pkcs11
     from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
     from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
+
+    HAVE_PKCS11 = True
 except ImportError:  # pragma: no cover - exercised only without the extra
-    pkcs11 = None
+    HAVE_PKCS11 = False
 
 
 def parse_pkcs11_url(url: str, environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -78,7 +80,9 @@ class Pkcs11SigningKey(SigningKey):
             try:
                 return bytes(self._private.sign(digest, mechanism=Mechanism.ECDSA))
             except pkcs11.PKCS11Error as exc:
-                raise CustodyError(f"the token refused to sign with {self.label!r}: {exc!r}") from exc
+                raise CustodyError(
+                    f"the token refused to sign with {self.label!r}: {exc!r}"
+                ) from exc
 
 
 def _load_public(public: Any) -> ec.EllipticCurvePublicKey:
@@ -92,7 +96,7 @@ class Pkcs11KeyCustody(KeyCustody):
     """Labelled P-256 keys generated and kept inside a PKCS#11 token."""
 
     def __init__(self, url: str) -> None:
-        if pkcs11 is None:
+        if not HAVE_PKCS11:
             raise MissingExtraError("pkcs11", "pkcs11")
         attrs = parse_pkcs11_url(url)
         self.lock = threading.Lock()
@@ -115,9 +119,9 @@ class Pkcs11KeyCustody(KeyCustody):
 
     def _find(self, label: str, object_class: Any) -> Any | None:
         with self.lock:
-            found = list(self._session.get_objects({
-                Attribute.CLASS: object_class, Attribute.LABEL: label
-            }))
+            found = list(
+                self._session.get_objects({Attribute.CLASS: object_class, Attribute.LABEL: label})
+            )
         if len(found) > 1:
             raise CustodyError(f"the token holds {len(found)} keys labelled {label!r}")
         return found[0] if found else None
@@ -156,7 +160,7 @@ class Pkcs11KeyCustody(KeyCustody):
     def labels(self) -> list[str]:
         with self.lock:
             objs = list(self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
-        return sorted(str(o.label) for o in objs)
+        return sorted(str(o[Attribute.LABEL]) for o in objs)
 
     def close(self) -> None:
         with self.lock:

@@ -103,8 +103,14 @@ class DeviceRegistry(ABC):
 
     @abstractmethod
     def add_ca(
-        self, tenant: str | None, kind: str, name: str, key_label: str | None, cert_pem: str,
-        status: str, now: float,
+        self,
+        tenant: str | None,
+        kind: str,
+        name: str,
+        key_label: str | None,
+        cert_pem: str,
+        status: str,
+        now: float,
     ) -> CARecord:
         """Record a CA certificate."""
 

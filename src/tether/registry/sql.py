@@ -163,7 +163,9 @@ class SqlRegistry(DeviceRegistry):
         with self._tx() as conn:
             if conn.execute(sa.select(tenants.c.name).where(tenants.c.name == name)).first():
                 raise ConflictError(f"tenant {name!r} already exists")
-            conn.execute(tenants.insert().values(name=name, jit_enabled=jit_enabled, created_at=now))
+            conn.execute(
+                tenants.insert().values(name=name, jit_enabled=jit_enabled, created_at=now)
+            )
         return Tenant(name, jit_enabled, now)
 
     def get_tenant(self, name: str) -> Tenant:
@@ -188,22 +190,38 @@ class SqlRegistry(DeviceRegistry):
 
     # certificate authorities
     def add_ca(
-        self, tenant: str | None, kind: str, name: str, key_label: str | None, cert_pem: str,
-        status: str, now: float,
+        self,
+        tenant: str | None,
+        kind: str,
+        name: str,
+        key_label: str | None,
+        cert_pem: str,
+        status: str,
+        now: float,
     ) -> CARecord:
         values: dict[str, Any] = {
-            "tenant": tenant, "kind": kind, "name": name, "key_label": key_label,
-            "cert_pem": cert_pem, "status": status, "trusted_until": None, "created_at": now,
+            "tenant": tenant,
+            "kind": kind,
+            "name": name,
+            "key_label": key_label,
+            "cert_pem": cert_pem,
+            "status": status,
+            "trusted_until": None,
+            "created_at": now,
         }
         with self._tx() as conn:
-            ca_id = conn.execute(cas.insert().values(**values)).inserted_primary_key[0]
+            key = conn.execute(cas.insert().values(**values)).inserted_primary_key
+            if key is None:
+                raise EngineError("the entity store returned no id for a new CA")
+            ca_id = key[0]
             self._bump(conn)
         return CARecord(id=int(ca_id), **values)
 
     def update_ca(self, ca_id: int, status: str, trusted_until: float | None) -> None:
         with self._tx() as conn:
             conn.execute(
-                cas.update().where(cas.c.id == ca_id)
+                cas.update()
+                .where(cas.c.id == ca_id)
                 .values(status=status, trusted_until=trusted_until)
             )
             self._bump(conn)
@@ -269,7 +287,8 @@ class SqlRegistry(DeviceRegistry):
             )
             conn.execute(certificates.insert().values(**_cert_row(cert)))
             conn.execute(
-                devices.update().where(devices.c.serial == cert.serial)
+                devices.update()
+                .where(devices.c.serial == cert.serial)
                 .values(fingerprint=cert.fingerprint, not_after=cert.not_after)
             )
             self._bump(conn)
@@ -280,7 +299,8 @@ class SqlRegistry(DeviceRegistry):
             raise ConflictError(f"device {serial!r} is already revoked")
         with self._tx() as conn:
             conn.execute(
-                devices.update().where(devices.c.serial == serial)
+                devices.update()
+                .where(devices.c.serial == serial)
                 .values(status=DEVICE_REVOKED, revoked_at=now, revoke_reason=reason)
             )
             conn.execute(

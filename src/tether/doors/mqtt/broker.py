@@ -72,7 +72,8 @@ def _write(path: Path, data: str | bytes, private: bool = False) -> None:
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
 
@@ -109,7 +110,7 @@ per_listener_settings true
 # privileges to its own user, who could not read them).
 user {getpass.getuser()}
 persistence true
-persistence_location {p('data')}/
+persistence_location {p("data")}/
 autosave_interval 1
 log_dest stderr
 log_type error
@@ -121,24 +122,24 @@ max_queued_messages 10000
 
 listener {settings.port} {settings.host}
 protocol mqtt
-cafile {p('device-cas.pem')}
-crlfile {p('device-crls.pem')}
-certfile {p('server.pem')}
-keyfile {p('server.key')}
+cafile {p("device-cas.pem")}
+crlfile {p("device-crls.pem")}
+certfile {p("server.pem")}
+keyfile {p("server.key")}
 tls_version tlsv1.2
 require_certificate true
 use_identity_as_username true
-acl_file {p('device.acl')}
+acl_file {p("device.acl")}
 
 listener {settings.internal_port} 127.0.0.1
 protocol mqtt
-cafile {p('service-ca.pem')}
-certfile {p('server.pem')}
-keyfile {p('server.key')}
+cafile {p("service-ca.pem")}
+certfile {p("server.pem")}
+keyfile {p("server.key")}
 tls_version tlsv1.2
 require_certificate true
 use_identity_as_username true
-acl_file {p('internal.acl')}
+acl_file {p("internal.acl")}
 """
 
 
@@ -152,9 +153,7 @@ def write_trust_files(layout: BrokerLayout, authority: Authority) -> None:
         )
     tenants = sorted({ca.tenant for ca in trusted if ca.tenant})
     bundle = [ca.cert_pem for ca in trusted] + [authority.root(t).cert_pem for t in tenants]
-    crls = [
-        authority.crl(ca).public_bytes(serialization.Encoding.PEM).decode() for ca in trusted
-    ]
+    crls = [authority.crl(ca).public_bytes(serialization.Encoding.PEM).decode() for ca in trusted]
     _write(layout.path("device-cas.pem"), "".join(bundle))
     _write(layout.path("device-crls.pem"), "".join(crls))
 
@@ -185,8 +184,13 @@ def write_broker_files(
     return layout
 
 
-def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None,
-                  what: str = "the service") -> None:
+def wait_for_port(
+    host: str,
+    port: int,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    what: str = "the service",
+) -> None:
     """Wait until something accepts TCP connections on host:port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -219,14 +223,26 @@ class Broker:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [binary, "-c", str(self.layout.config)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         try:
-            wait_for_port(self.settings.host, self.settings.port, timeout, self.proc,
-                          f"Mosquitto (log: {self.log_path})")
-            wait_for_port("127.0.0.1", self.settings.internal_port, timeout, self.proc,
-                          f"Mosquitto (log: {self.log_path})")
+            wait_for_port(
+                self.settings.host,
+                self.settings.port,
+                timeout,
+                self.proc,
+                f"Mosquitto (log: {self.log_path})",
+            )
+            wait_for_port(
+                "127.0.0.1",
+                self.settings.internal_port,
+                timeout,
+                self.proc,
+                f"Mosquitto (log: {self.log_path})",
+            )
         except EngineError:
             self.stop()
             raise
