@@ -94,6 +94,9 @@ counters = sa.Table(
 )
 
 
+_DEVICE_BY_SERIAL = sa.select(devices).where(devices.c.serial == sa.bindparam("serial"))
+
+
 def make_engine(url: str) -> Engine:
     """An SQLAlchemy engine for ``url``; SQLite gets WAL and a busy timeout."""
     if url.startswith("sqlite:///"):
@@ -146,6 +149,15 @@ class SqlRegistry(DeviceRegistry):
                 yield conn
         except sa.exc.IntegrityError as exc:
             raise ConflictError(f"the registry refused a duplicate: {exc.orig}") from exc
+        except sa.exc.OperationalError as exc:
+            raise EngineError(f"the entity store failed: {exc.orig}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for reads only: no explicit transaction to commit."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
         except sa.exc.OperationalError as exc:
             raise EngineError(f"the entity store failed: {exc.orig}") from exc
 
@@ -245,8 +257,8 @@ class SqlRegistry(DeviceRegistry):
             conn.execute(certificates.insert(), [_cert_row(c) for _, c in entries])
 
     def find_device(self, serial: str) -> DeviceRecord | None:
-        with self._tx() as conn:
-            row = conn.execute(sa.select(devices).where(devices.c.serial == serial)).first()
+        with self._read() as conn:
+            row = conn.execute(_DEVICE_BY_SERIAL, {"serial": serial}).first()
         return None if row is None else DeviceRecord(**row._mapping)
 
     def get_device(self, serial: str) -> DeviceRecord:
@@ -342,7 +354,7 @@ class SqlRegistry(DeviceRegistry):
             return {r[0] for r in conn.execute(query)}
 
     def generation(self) -> int:
-        with self._tx() as conn:
+        with self._read() as conn:
             value = conn.execute(
                 sa.select(counters.c.value).where(counters.c.name == "generation")
             ).scalar()
