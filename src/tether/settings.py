@@ -66,6 +66,10 @@ class Settings(_Section):
     firmware_keys_url: str = ""
     # Simulated secure elements of software devices (the simulator's "hardware").
     secure_elements_url: str = ""
+    # Raw stream, accepted-event log and dead-letter stream: sqlite:///... (nats://... later).
+    stream_url: str = ""
+    # Telemetry store (accepted events by device and time): sqlite:///... (postgresql://... later).
+    telemetry_url: str = ""
     admin_token: str = ""
     http: HttpSettings = HttpSettings()
     mqtt: MqttSettings = MqttSettings()
@@ -82,6 +86,12 @@ class Settings(_Section):
 
     def resolved_secure_elements_url(self) -> str:
         return self.secure_elements_url or f"sqlite:///{self.data_dir / 'secure-elements.sqlite'}"
+
+    def resolved_stream_url(self) -> str:
+        return self.stream_url or f"sqlite:///{self.data_dir / 'stream.sqlite'}"
+
+    def resolved_telemetry_url(self) -> str:
+        return self.telemetry_url or f"sqlite:///{self.data_dir / 'telemetry.sqlite'}"
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
