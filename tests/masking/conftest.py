@@ -23,9 +23,7 @@ DAY = date(2026, 3, 15)
 
 
 def rubric_text() -> str:
-    return (
-        resources.files("tether.masking").joinpath("rubrics/tool-telemetry.yaml").read_text()
-    )
+    return resources.files("tether.masking").joinpath("rubrics/tool-telemetry.yaml").read_text()
 
 
 def make_ring() -> KeyRing:

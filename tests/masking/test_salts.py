@@ -27,7 +27,7 @@ def test_current_salt_follows_the_windows(ring: KeyRing) -> None:
 
 def test_previous_salt_usable_for_thirty_days_and_never_after(ring: KeyRing) -> None:
     end = date(2026, 4, 1)
-    assert OVERLAP == timedelta(days=30)
+    assert timedelta(days=30) == OVERLAP
     assert ring.select(end + timedelta(days=29), "2026q1").version == "2026q1"
     with pytest.raises(SaltRetiredError, match="retired on 2026-05-01"):
         ring.select(end + timedelta(days=30), "2026q1")
@@ -92,5 +92,9 @@ def test_key_ring_from_environment(ring: KeyRing) -> None:
     with pytest.raises(KeyMaterialError, match="MASK_KEYS"):
         open_keyring("env:MASK_KEYS", environ={})
     with pytest.raises(KeyMaterialError, match="expected hex"):
-        open_keyring("env:K", environ={"K": "salts: [{version: a, valid_from: 2026-01-01, "
-                                            "secret: zz}]\ntoken_key: 00"})
+        open_keyring(
+            "env:K",
+            environ={
+                "K": "salts: [{version: a, valid_from: 2026-01-01, secret: zz}]\ntoken_key: 00"
+            },
+        )
