@@ -13,6 +13,8 @@ subprocesses) are translated into this tree at the adapter boundary.
     │   ├── InvalidSerialError
     │   ├── CSRRejectedError
     │   └── CertificateRejectedError   carries a contract reject code
+    ├── RecordRejectedError      a device record is refused, with a contract reject code
+    ├── ClassPackError           a device class pack is malformed
     ├── NotFoundError            a tenant, CA or device does not exist
     ├── ConflictError            the thing already exists or is in the wrong state
     └── MaskingError             the masking pipeline refused its input or rubric
@@ -72,6 +74,19 @@ class CertificateRejectedError(IdentityError):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+
+
+class RecordRejectedError(TetherError):
+    """A record was refused; ``code`` is a reject code of the wire contract (section 8)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class ClassPackError(TetherError):
+    """A device class pack is malformed; the message names the file and the key."""
 
 
 class NotFoundError(TetherError):
