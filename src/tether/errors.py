@@ -15,6 +15,8 @@ subprocesses) are translated into this tree at the adapter boundary.
     │   └── CertificateRejectedError   carries a contract reject code
     ├── RecordRejectedError      a device record is refused, with a contract reject code
     ├── ClassPackError           a device class pack is malformed
+    ├── AuthenticationError      a bearer token is missing, unknown or revoked
+    ├── PermissionDeniedError    the caller is known but may not act on this thing
     ├── NotFoundError            a tenant, CA or device does not exist
     ├── ConflictError            the thing already exists or is in the wrong state
     └── MaskingError             the masking pipeline refused its input or rubric
@@ -87,6 +89,14 @@ class RecordRejectedError(TetherError):
 
 class ClassPackError(TetherError):
     """A device class pack is malformed; the message names the file and the key."""
+
+
+class AuthenticationError(TetherError):
+    """A bearer token is missing, unknown or revoked (HTTP 401)."""
+
+
+class PermissionDeniedError(TetherError):
+    """The caller is authenticated but may not act on this thing (HTTP 403)."""
 
 
 class NotFoundError(TetherError):
