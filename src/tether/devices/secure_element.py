@@ -10,6 +10,7 @@ elements of a whole simulated fleet are kept in one SQLite file (the devices'
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -56,6 +57,25 @@ class SecureElement:
             .subject_name(x509.Name(attrs))
             .sign(self._key, hashes.SHA256())
         )
+
+    def export_key_for_tls(self, path: Path) -> Path:
+        """Write the private key to ``path`` (PEM, mode 0600) for a software TLS stack.
+
+        Simulator and tests only. A real device's TLS stack uses the key inside its
+        chip and never sees it; a simulated device speaking MQTT through paho or
+        Python's ``ssl`` needs a key file instead, and this is the simulated element's
+        stand-in for that TLS stack. Nothing on the platform's side ever calls it.
+        """
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(pem)
+        return path
 
 
 class SecureElementStore:

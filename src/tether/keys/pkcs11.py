@@ -92,6 +92,48 @@ def _load_public(public: Any) -> ec.EllipticCurvePublicKey:
     return key
 
 
+class _TokenLogin:
+    """The one logged-in session this process holds on a token, shared by its custodians.
+
+    PKCS#11 login state belongs to the application, not to a session: a second
+    ``C_Login`` fails with ``CKR_USER_ALREADY_LOGGED_IN``, and a logout (python-pkcs11
+    logs out when a logged-in session is closed) logs every session out. Custodians of
+    the same token (the CA keys and the firmware key may well share one) therefore
+    share one session and its lock; the last to close it logs out.
+    """
+
+    def __init__(self, session: Any, pin: str) -> None:
+        self.session = session
+        self.pin = pin
+        self.lock = threading.Lock()
+        self.users = 0
+
+
+_logins: dict[tuple[str, str], _TokenLogin] = {}
+_logins_lock = threading.Lock()
+
+
+def _open_session(attrs: dict[str, str]) -> Any:
+    try:
+        lib = pkcs11.lib(attrs["module-path"])
+        token = lib.get_token(token_label=attrs["token"])
+        try:
+            return token.open(user_pin=attrs["pin-value"], rw=True)
+        except pkcs11.UserAlreadyLoggedIn:
+            # Logged in by someone else in this process; the login is shared.
+            return token.open(rw=True)
+    except pkcs11.NoSuchToken:
+        raise EngineError(
+            f"no PKCS#11 token labelled {attrs['token']!r} in {attrs['module-path']}; "
+            "create it first (for SoftHSM2: softhsm2-util --init-token --free "
+            f"--label {attrs['token']})"
+        ) from None
+    except pkcs11.PinIncorrect:
+        raise EngineError(f"wrong PIN for PKCS#11 token {attrs['token']!r}") from None
+    except (OSError, RuntimeError, pkcs11.PKCS11Error) as exc:
+        raise EngineError(f"cannot open PKCS#11 module {attrs['module-path']!r}: {exc!r}") from exc
+
+
 class Pkcs11KeyCustody(KeyCustody):
     """Labelled P-256 keys generated and kept inside a PKCS#11 token."""
 
@@ -99,23 +141,21 @@ class Pkcs11KeyCustody(KeyCustody):
         if not HAVE_PKCS11:
             raise MissingExtraError("pkcs11", "pkcs11")
         attrs = parse_pkcs11_url(url)
-        self.lock = threading.Lock()
-        try:
-            lib = pkcs11.lib(attrs["module-path"])
-            token = lib.get_token(token_label=attrs["token"])
-            self._session = token.open(user_pin=attrs["pin-value"], rw=True)
-        except pkcs11.NoSuchToken:
-            raise EngineError(
-                f"no PKCS#11 token labelled {attrs['token']!r} in {attrs['module-path']}; "
-                "create it first (for SoftHSM2: softhsm2-util --init-token --free "
-                f"--label {attrs['token']})"
-            ) from None
-        except pkcs11.PinIncorrect:
-            raise EngineError(f"wrong PIN for PKCS#11 token {attrs['token']!r}") from None
-        except (OSError, RuntimeError, pkcs11.PKCS11Error) as exc:
-            raise EngineError(
-                f"cannot open PKCS#11 module {attrs['module-path']!r}: {exc!r}"
-            ) from exc
+        self._token_key = (attrs["module-path"], attrs["token"])
+        with _logins_lock:
+            login = _logins.get(self._token_key)
+            if login is None:
+                login = _TokenLogin(_open_session(attrs), attrs["pin-value"])
+                _logins[self._token_key] = login
+            elif login.pin != attrs["pin-value"]:
+                raise EngineError(
+                    f"wrong PIN for PKCS#11 token {attrs['token']!r} (this process holds it "
+                    "open with another)"
+                )
+            login.users += 1
+        self._login: _TokenLogin | None = login
+        self.lock = login.lock
+        self._session = login.session
 
     def _find(self, label: str, object_class: Any) -> Any | None:
         with self.lock:
@@ -163,5 +203,13 @@ class Pkcs11KeyCustody(KeyCustody):
         return sorted(str(o[Attribute.LABEL]) for o in objs)
 
     def close(self) -> None:
-        with self.lock:
-            self._session.close()
+        login, self._login = self._login, None
+        if login is None:
+            return
+        with _logins_lock:
+            login.users -= 1
+            if login.users > 0:
+                return
+            del _logins[self._token_key]
+        with login.lock:
+            login.session.close()

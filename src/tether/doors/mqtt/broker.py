@@ -214,7 +214,10 @@ class Broker:
         self.log_path = layout.path("mosquitto.log")
 
     def start(self, timeout: float = 10.0) -> None:
-        binary = shutil.which(self.settings.mosquitto)
+        # Debian installs Mosquitto in /usr/sbin, which is not on an ordinary user's PATH.
+        binary = shutil.which(self.settings.mosquitto) or shutil.which(
+            self.settings.mosquitto, path="/usr/sbin:/usr/local/sbin"
+        )
         if binary is None:
             raise EngineError(
                 f"the Mosquitto binary {self.settings.mosquitto!r} was not found; install it "
