@@ -79,12 +79,16 @@ class CertificateRejectedError(IdentityError):
 
 
 class RecordRejectedError(TetherError):
-    """A record was refused; ``code`` is a reject code of the wire contract (section 8)."""
+    """A record was refused; ``code`` is a reject code of the wire contract (section 8).
 
-    def __init__(self, code: str, detail: str) -> None:
+    ``seq`` is the record's sequence number when it was read before the refusal.
+    """
+
+    def __init__(self, code: str, detail: str, seq: int | None = None) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+        self.seq = seq
 
 
 class ClassPackError(TetherError):

@@ -14,15 +14,19 @@ from functools import cached_property
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tether.classes.catalog import ClassCatalog, load_catalog
 from tether.devices.secure_element import SecureElementStore
 from tether.errors import ConflictError, NotFoundError
+from tether.gate.devices import DeviceDirectory
+from tether.gate.pipeline import Gate
 from tether.identity.ca import Authority
-from tether.identity.provisioning import Provisioner, csr_serial
+from tether.identity.provisioning import Provisioner
 from tether.identity.verifier import CertificateVerifier
 from tether.keys import KeyCustody, SigningKey, open_custody
 from tether.registry.base import DeviceRecord, DeviceRegistry
 from tether.registry.sql import SqlRegistry
 from tether.settings import Settings
+from tether.stream.base import Stream, open_stream
 
 FIRMWARE_KEY_LABEL = "platform/firmware-signing"
 
@@ -33,6 +37,7 @@ class Platform:
     registry: DeviceRegistry
     custody: KeyCustody
     clock: Callable[[], float] = field(default=time.time)
+    _streams: dict[str, Stream] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Platform:
@@ -56,6 +61,24 @@ class Platform:
         )
 
     @cached_property
+    def catalog(self) -> ClassCatalog:
+        return load_catalog(self.settings.class_packs)
+
+    def stream(self, name: str) -> Stream:
+        """One of the platform's streams: ``raw``, ``events`` or ``dead-letter``."""
+        if name not in self._streams:
+            self._streams[name] = open_stream(self.settings.resolved_stream_url(), name)
+        return self._streams[name]
+
+    @cached_property
+    def devices(self) -> DeviceDirectory:
+        return DeviceDirectory(self.registry, self.verifier, self.catalog, self.clock)
+
+    @cached_property
+    def gate(self) -> Gate:
+        return Gate(self.devices, self.stream("events"), self.stream("dead-letter"), bonds=None)
+
+    @cached_property
     def secure_elements(self) -> SecureElementStore:
         return SecureElementStore.from_url(self.settings.resolved_secure_elements_url())
 
@@ -64,20 +87,12 @@ class Platform:
         return open_custody(self.settings.resolved_firmware_keys_url())
 
     def revoke(self, serial: str, reason: str) -> DeviceRecord:
-        """Revoke a device: the registry first, then this process's verifier at once."""
-        device = self.registry.revoke_device(serial, reason, self.clock())
-        self._forget(serial)
-        return device
+        """Revoke a device; this process refuses it at once, others within the poll."""
+        return self.registry.revoke_device(serial, reason, self.clock())
 
     def renew(self, csr: bytes, proof: bytes | None = None) -> x509.Certificate:
-        """Renew a device's certificate; the superseded one is refused at once here."""
-        cert = self.provisioner.renew(csr, proof)
-        self._forget(csr_serial(cert.subject))
-        return cert
-
-    def _forget(self, serial: str) -> None:
-        if "verifier" in self.__dict__:
-            self.verifier.forget(serial)
+        """Renew a device's certificate; the superseded one is refused from now on."""
+        return self.provisioner.renew(csr, proof)
 
     def firmware_key(self, create: bool = False) -> SigningKey:
         """The firmware-signing key, held apart from the CA keys."""
@@ -102,3 +117,5 @@ class Platform:
             self.firmware_custody.close()
         if "secure_elements" in self.__dict__:
             self.secure_elements.close()
+        for stream in self._streams.values():
+            stream.close()

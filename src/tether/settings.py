@@ -71,6 +71,10 @@ class Settings(_Section):
     # Telemetry store (accepted events by device and time): sqlite:///... (postgresql://... later).
     telemetry_url: str = ""
     admin_token: str = ""
+    # Directories of extra device class packs (*.yaml); a pack here replaces a shipped one.
+    class_packs: list[Path] = Field(default_factory=list)
+    # How long raw records are kept for replay.
+    raw_retention_days: float = Field(default=30, gt=0)
     http: HttpSettings = HttpSettings()
     mqtt: MqttSettings = MqttSettings()
     identity: IdentitySettings = IdentitySettings()

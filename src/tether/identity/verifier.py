@@ -7,8 +7,9 @@ registered is registered on this first verified contact when its tenant allows
 just-in-time registration.
 
 Verified certificates are cached by fingerprint, so a known device costs a
-dictionary lookup. Revocation is honoured at once in this process (``forget``)
-and, for revocations made by other processes, within
+dictionary lookup. Changes of trust (revocation, renewal, CA rotation) made
+through the same registry object are honoured on the next call, because the
+registry tells its subscribers; changes made by other processes are seen within
 ``identity.revocation_poll_seconds``, because every lookup checks the
 registry's generation counter when that interval has passed.
 """
@@ -39,6 +40,8 @@ class VerifiedDevice:
     device_class: str
     fingerprint: str
     not_after: float
+    # The end of the issuing CA's trust window (a rotated CA's overlap), if any.
+    issuer_trusted_until: float | None = None
 
 
 class CertificateVerifier:
@@ -59,6 +62,11 @@ class CertificateVerifier:
         self._generation = -1
         self._checked_at = float("-inf")
         self._refresh(force=True)
+        # Changes made through the same registry object are seen on the next call.
+        registry.subscribe(self._due)
+
+    def _due(self) -> None:
+        self._checked_at = float("-inf")
 
     # keeping up with the registry
     def _refresh(self, force: bool = False) -> None:
@@ -79,11 +87,10 @@ class CertificateVerifier:
             # cached verdict and let each device be re-checked once on its next contact.
             self._cache.clear()
 
-    def forget(self, serial: str) -> None:
-        """Drop a device's cached verdicts now (after a local revocation or renewal)."""
-        with self._lock:
-            for fp in [fp for fp, v in self._cache.items() if v.serial == serial]:
-                del self._cache[fp]
+    def current_generation(self) -> int:
+        """The registry generation this verifier's caches reflect (polled when due)."""
+        self._refresh()
+        return self._generation
 
     def cached(self) -> int:
         return len(self._cache)
@@ -191,7 +198,12 @@ class CertificateVerifier:
                 "cert_revoked", f"this is not {device.serial}'s current certificate (superseded)"
             )
         return VerifiedDevice(
-            device.serial, device.tenant, device.device_class, fp, device.not_after
+            device.serial,
+            device.tenant,
+            device.device_class,
+            fp,
+            device.not_after,
+            ca.trusted_until,
         )
 
 

@@ -9,7 +9,7 @@ so a long-running process can notice changes made by another one cheaply.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -84,6 +84,18 @@ class DeviceRecord:
 
 class DeviceRegistry(ABC):
     """Storage for tenants, CAs, devices and their certificates."""
+
+    _listeners: list[Callable[[], None]]
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever this object changes trust (revocation, renewal, CAs)."""
+        if not hasattr(self, "_listeners"):
+            self._listeners = []
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in getattr(self, "_listeners", []):
+            listener()
 
     @abstractmethod
     def add_tenant(self, name: str, jit_enabled: bool, now: float) -> Tenant:

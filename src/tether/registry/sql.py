@@ -169,6 +169,7 @@ class SqlRegistry(DeviceRegistry):
         )
         if updated.rowcount == 0:
             conn.execute(counters.insert().values(name="generation", value=1))
+        self._changed()
 
     # tenants
     def add_tenant(self, name: str, jit_enabled: bool, now: float) -> Tenant:
