@@ -114,11 +114,18 @@ def test_nats_cluster_elects_a_jetstream_leader() -> None:
     assert not any(listening("127.0.0.1", p) for p in ports)
 
 
-def test_a_failed_start_reports_the_engine_log() -> None:
+def test_a_failed_start_reports_the_engine_log_and_keeps_it() -> None:
+    server = NatsInstance(extra_args=["--config", "/nonexistent/tether-nats.conf"])
     with pytest.raises(EngineError) as raised:
-        NatsInstance(extra_args=["--config", "/nonexistent/tether-nats.conf"]).start()
-    assert "exited with code" in str(raised.value)
-    assert "/nonexistent/tether-nats.conf" in str(raised.value)
+        server.start()
+    message = str(raised.value)
+    assert "exited with code" in message
+    assert "/nonexistent/tether-nats.conf" in message  # from the server's own log
+    assert str(server.log_path) in message
+    assert server.log_path.exists()
+    workdir = server.workdir
+    server.stop()
+    assert not workdir.exists()
 
 
 # SoftHSM2 ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -48,7 +48,12 @@ class Session:
     ``disconnected_at`` says when the drop was seen.
     """
 
-    def __init__(self, client_id: str, tls: TlsFiles, protocol: int = mqtt.MQTTv5) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        tls: TlsFiles,
+        protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+    ) -> None:
         self.client_id = client_id
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,

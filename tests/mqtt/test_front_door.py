@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from tests.mqtt.conftest import TENANT, open_platform
@@ -43,7 +44,8 @@ def bridge(mosquitto: MosquittoInstance, sessions: Sessions) -> Session:
     return session
 
 
-def drain(messages: queue.Queue[object], wait: float) -> list[object]:
+def drain(messages: queue.Queue[mqtt.MQTTMessage], wait: float) -> list[mqtt.MQTTMessage]:
+    """Everything that arrives within ``wait`` seconds."""
     got = []
     deadline = time.monotonic() + wait
     while True:
@@ -72,8 +74,8 @@ def test_a_provisioned_device_connects_over_mutual_tls_and_publishes_its_records
     assert device.publish(records(serial), b'{"seq": 1}').value == 0
 
     [message] = drain(bridge.messages, 1.0)
-    assert message.topic == records(serial)  # type: ignore[attr-defined]
-    assert message.payload == b'{"seq": 1}'  # type: ignore[attr-defined]
+    assert message.topic == records(serial)
+    assert message.payload == b'{"seq": 1}'
     # The broker took the device's identity from its certificate's CN.
     assert f"as {serial} (p5, c1, k30, u'{serial}')" in mosquitto.log()
 
@@ -111,7 +113,7 @@ def test_a_publish_outside_its_own_topics_gets_reason_135(
     assert device.publish(target, b'{"seq": 2}').value == NOT_AUTHORIZED
     # Its own topics still work on the same connection, and nothing else got through.
     assert not device.publish(f"telemetry/{serial}", b'{"event_id": "e1"}').is_failure
-    topics = [m.topic for m in drain(bridge.messages, 0.5)]  # type: ignore[attr-defined]
+    topics = [m.topic for m in drain(bridge.messages, 0.5)]
     assert topics == [f"telemetry/{serial}"]
 
 
@@ -134,7 +136,7 @@ def test_a_device_cannot_subscribe_to_another_devices_commands(
 
     assert not bridge.publish(commands(other), b"for the other device").is_failure
     assert not bridge.publish(commands(serial), b"for this device").is_failure
-    got = {(m.topic, m.payload) for m in drain(device.messages, 1.0)}  # type: ignore[attr-defined]
+    got = {(m.topic, m.payload) for m in drain(device.messages, 1.0)}
     # (Its own command may arrive twice: through both matching subscriptions.)
     assert got == {(commands(serial), b"for this device")}
 

@@ -8,8 +8,9 @@ Debian package that provides it. Nothing here skips: a test that needs a missing
 engine fails.
 
 Engines own a temporary working directory unless given one, and remove it on
-``stop()``. The engines themselves live one per module: :mod:`.postgres`,
-:mod:`.nats`, :mod:`.softhsm` and :mod:`.mosquitto`.
+``stop()``; a failed ``start()`` leaves it in place for its log. The engines
+themselves live one per module: :mod:`.postgres`, :mod:`.nats`, :mod:`.softhsm`
+and :mod:`.mosquitto`.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ class ProcessEngine(Engine):
             self._launch()
             self._wait_ready()
         except BaseException:
-            self.stop()
+            # Stop the process but keep the working directory: the error names its log.
+            self._shutdown()
             raise
         return self
 

@@ -169,7 +169,10 @@ class NatsCluster(Engine):
                 node._wait_ready()
             self._wait_for_leader()
         except BaseException:
-            self.stop()
+            # Stop the processes but keep the nodes' directories: the error names their logs.
+            for node in self.nodes:
+                node._shutdown()
+            self.nodes = []
             raise
         return self
 
