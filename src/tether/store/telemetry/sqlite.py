@@ -1,0 +1,274 @@
+"""The embedded telemetry store: one SQLite table clustered by device and time.
+
+``telemetry`` is a ``WITHOUT ROWID`` table whose primary key is
+``(serial, ts, dedupe_key)``, so one device's events sit together in time order
+and "the latest N of a device" is one short range scan. Secondary indexes:
+
+- ``(serial, dedupe_key)`` unique: the event identity, what makes writes idempotent;
+- ``(tenant, site, ts)`` (partial, sited events only) and ``(tenant, device_class, ts)``:
+  a site or a class over a time range, like the seed's site index;
+- ``(tenant, ts)``: a tenant over a time range, and retention.
+
+Bodies are JSON text. Writes are one ``BEGIN IMMEDIATE`` transaction per call: a
+fast ``executemany`` first, and only when some rows were already there a second,
+row-by-row pass inside a savepoint to say which.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tether.errors import EngineError
+from tether.store import sqlitedb
+from tether.store.telemetry.base import TelemetryEvent, TelemetryStore
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS telemetry (
+    serial TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    seq INTEGER,
+    tenant TEXT NOT NULL,
+    device_class TEXT NOT NULL,
+    site TEXT,
+    type TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    device_ts INTEGER NOT NULL,
+    arrival INTEGER NOT NULL,
+    clock_corrected INTEGER NOT NULL,
+    fw TEXT,
+    body TEXT NOT NULL,
+    PRIMARY KEY (serial, ts, dedupe_key)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS telemetry_identity ON telemetry (serial, dedupe_key);
+CREATE INDEX IF NOT EXISTS telemetry_by_site ON telemetry (tenant, site, ts)
+    WHERE site IS NOT NULL;
+CREATE INDEX IF NOT EXISTS telemetry_by_class ON telemetry (tenant, device_class, ts);
+CREATE INDEX IF NOT EXISTS telemetry_by_tenant ON telemetry (tenant, ts);
+"""
+# Column order of TelemetryEvent, so a row unpacks straight into one.
+_COLUMNS = (
+    "tenant, serial, device_class, site, dedupe_key, seq, type, v, "
+    "device_ts, ts, arrival, clock_corrected, fw, body"
+)
+_INSERT = (
+    f"INSERT INTO telemetry ({_COLUMNS}) VALUES ({', '.join('?' * 14)}) ON CONFLICT DO NOTHING"
+)
+_ASC = "ts, seq NULLS FIRST, dedupe_key"
+_DESC = "ts DESC, seq DESC NULLS LAST, dedupe_key DESC"
+_TENANTS = """
+WITH RECURSIVE t(tenant) AS (
+    SELECT min(tenant) FROM telemetry
+    UNION ALL
+    SELECT (SELECT min(tenant) FROM telemetry WHERE tenant > t.tenant) FROM t
+    WHERE t.tenant IS NOT NULL
+)
+SELECT tenant FROM t WHERE tenant IS NOT NULL
+"""
+_PRAGMAS: dict[str, str | int] = {
+    "page_size": 8192,  # takes effect only when the file is created
+    "cache_size": -65536,  # KiB: 64 MiB of page cache per connection
+    "temp_store": "MEMORY",
+}
+
+
+def _row(event: TelemetryEvent) -> tuple[Any, ...]:
+    if not isinstance(event, TelemetryEvent):
+        raise ValueError(f"write takes TelemetryEvent objects, got {type(event).__name__}")
+    try:
+        body = json.dumps(event.body, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"event {event.serial}/{event.dedupe_key}: body is not JSON-serialisable: {exc}"
+        ) from exc
+    return (
+        event.tenant,
+        event.serial,
+        event.device_class,
+        event.site,
+        event.dedupe_key,
+        event.seq,
+        event.type,
+        event.v,
+        event.device_ts,
+        event.ts,
+        event.arrival,
+        1 if event.clock_corrected else 0,
+        event.fw,
+        body,
+    )
+
+
+def _event(row: tuple[Any, ...]) -> TelemetryEvent:
+    tenant, serial, cls, site, key, seq, type_, v, device_ts, ts, arrival, fixed, fw, body = row
+    return TelemetryEvent(
+        tenant,
+        serial,
+        cls,
+        site,
+        key,
+        seq,
+        type_,
+        v,
+        device_ts,
+        ts,
+        arrival,
+        bool(fixed),
+        fw,
+        json.loads(body),
+    )
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive int, got {limit!r}")
+
+
+class SqliteTelemetryStore(TelemetryStore):
+    """The telemetry store in one SQLite file (WAL, ``synchronous=FULL`` by default)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._what = "telemetry store"
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn, self._path = sqlitedb.connect(url, self._what, pragmas=_PRAGMAS)
+        try:
+            with self._write() as conn:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise EngineError(
+                        f"the telemetry store at {self._path} has schema version {version}, "
+                        f"newer than this tether's {SCHEMA_VERSION}: upgrade tether"
+                    )
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self.close()
+            raise
+
+    # plumbing
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise EngineError(f"the telemetry store at {self.url!r} is closed; open it again")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, sqlitedb.transaction(self._live(), self._what, self._path) as conn:
+            yield conn
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._live().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise sqlitedb.translate(exc, self._what, self._path) from exc
+
+    def _events(self, sql: str, params: tuple[Any, ...]) -> list[TelemetryEvent]:
+        return [_event(row) for row in self._query(sql, params)]
+
+    # the port
+    def write(self, events: Iterable[TelemetryEvent]) -> list[bool]:
+        rows = [_row(event) for event in events]
+        if not rows:
+            return []
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.execute("SAVEPOINT batch")
+            conn.executemany(_INSERT, rows)
+            if conn.total_changes - before == len(rows):
+                conn.execute("RELEASE batch")
+                return [True] * len(rows)
+            # Some were stored already: redo one by one to learn which.
+            conn.execute("ROLLBACK TO batch")
+            inserted = [conn.execute(_INSERT, row).rowcount == 1 for row in rows]
+            conn.execute("RELEASE batch")
+        return inserted
+
+    def latest(self, serial: str, limit: int = 100) -> list[TelemetryEvent]:
+        _check_limit(limit)
+        return self._events(
+            f"SELECT {_COLUMNS} FROM telemetry WHERE serial = ? ORDER BY {_DESC} LIMIT ?",
+            (serial, limit),
+        )
+
+    def by_device(
+        self, serial: str, start_ms: int, end_ms: int, limit: int = 1000
+    ) -> list[TelemetryEvent]:
+        _check_limit(limit)
+        return self._events(
+            f"SELECT {_COLUMNS} FROM telemetry WHERE serial = ? AND ts >= ? AND ts < ? "
+            f"ORDER BY {_ASC} LIMIT ?",
+            (serial, start_ms, end_ms, limit),
+        )
+
+    def range(
+        self,
+        tenant: str,
+        start_ms: int,
+        end_ms: int,
+        device_class: str | None = None,
+        site: str | None = None,
+        limit: int = 1000,
+    ) -> list[TelemetryEvent]:
+        _check_limit(limit)
+        where, params = ["tenant = ?"], [tenant]
+        if site is not None:
+            index = "telemetry_by_site"
+            where.append("site = ?")
+            params.append(site)
+        else:
+            index = "telemetry_by_class" if device_class is not None else "telemetry_by_tenant"
+        if device_class is not None:
+            where.append("device_class = ?")
+            params.append(device_class)
+        return self._events(
+            f"SELECT {_COLUMNS} FROM telemetry INDEXED BY {index} "
+            f"WHERE {' AND '.join(where)} AND ts >= ? AND ts < ? "
+            f"ORDER BY ts, serial, seq NULLS FIRST, dedupe_key LIMIT ?",
+            (*params, start_ms, end_ms, limit),
+        )
+
+    def seqs(self, serial: str) -> list[int]:
+        rows = self._query(
+            "SELECT seq FROM telemetry WHERE serial = ? AND seq IS NOT NULL ORDER BY seq",
+            (serial,),
+        )
+        return [seq for (seq,) in rows]
+
+    def count(self, tenant: str | None = None) -> int:
+        if tenant is None:
+            rows = self._query("SELECT count(*) FROM telemetry", ())
+        else:
+            rows = self._query("SELECT count(*) FROM telemetry WHERE tenant = ?", (tenant,))
+        return int(rows[0][0])
+
+    def delete_before(self, ts_ms: int) -> int:
+        with self._write() as conn:
+            tenants = [tenant for (tenant,) in conn.execute(_TENANTS)]
+            deleted = 0
+            for tenant in tenants:
+                deleted += conn.execute(
+                    "DELETE FROM telemetry INDEXED BY telemetry_by_tenant "
+                    "WHERE tenant = ? AND ts < ?",
+                    (tenant, ts_ms),
+                ).rowcount
+        return deleted
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __repr__(self) -> str:
+        return f"SqliteTelemetryStore({self.url!r})"
