@@ -2,7 +2,8 @@
 
 Each engine is its own fixture, so a missing binary fails only the tests that need
 it (with the Debian package to install), never the others, and never skips.
-Tests that use an engine fixture are marked ``engine(name)`` automatically, so
+Tests that use an engine fixture are marked ``engine(name)`` automatically (tests
+that start an engine themselves carry the marker explicitly), so
 ``pytest -m "not engine"`` runs just the unit tests on a machine without engines.
 
 Fixtures that need a platform (the MQTT front door) live beside their tests, in

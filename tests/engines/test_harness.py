@@ -53,6 +53,7 @@ def test_session_postgres_answers(postgres: PostgresInstance) -> None:
     assert postgres.psql("SELECT current_database()", "harness_answers") == "harness_answers"
 
 
+@pytest.mark.engine("postgres")
 def test_postgres_lifecycle_runs_unprivileged_survives_a_kill_and_stops() -> None:
     with PostgresInstance() as pg:
         workdir = pg.workdir
@@ -88,6 +89,7 @@ def test_session_nats_answers_with_jetstream(nats: NatsInstance) -> None:
     assert nats.healthz() == (200, {"status": "ok"})
 
 
+@pytest.mark.engine("nats")
 def test_nats_lifecycle() -> None:
     with NatsInstance() as server:
         port, monitor, workdir = server.port, server.monitor_port, server.workdir
@@ -100,6 +102,7 @@ def test_nats_lifecycle() -> None:
     assert not workdir.exists()
 
 
+@pytest.mark.engine("nats")
 def test_nats_cluster_elects_a_jetstream_leader() -> None:
     with NatsCluster(3) as cluster:
         assert len(cluster.urls) == 3
@@ -114,6 +117,7 @@ def test_nats_cluster_elects_a_jetstream_leader() -> None:
     assert not any(listening("127.0.0.1", p) for p in ports)
 
 
+@pytest.mark.engine("nats")
 def test_a_failed_start_reports_the_engine_log_and_keeps_it() -> None:
     server = NatsInstance(extra_args=["--config", "/nonexistent/tether-nats.conf"])
     with pytest.raises(EngineError) as raised:
@@ -169,6 +173,7 @@ def open_platform(data_dir: Path, **mqtt: object) -> Platform:
     return platform
 
 
+@pytest.mark.engine("mosquitto")
 def test_mosquitto_lifecycle(tmp_path: Path) -> None:
     platform = open_platform(tmp_path / "tether")
     try:

@@ -260,6 +260,7 @@ class Clock:
         return self.now
 
 
+@pytest.mark.engine("mosquitto")
 def test_the_door_renews_its_revocation_lists_before_they_lapse(tmp_path: Path) -> None:
     # A door whose CRLs were last written two days ago: they lapsed a day ago.
     clock = Clock(time.time() - 2 * 86400)
