@@ -7,13 +7,14 @@ services on top of them. Commands, the HTTP service and tests all start here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tether.accounts import AccountStore, SqlAccounts
 from tether.classes.catalog import ClassCatalog, load_catalog
 from tether.devices.secure_element import SecureElementStore
 from tether.errors import ConflictError, NotFoundError
@@ -23,9 +24,12 @@ from tether.identity.ca import Authority
 from tether.identity.provisioning import Provisioner
 from tether.identity.verifier import CertificateVerifier
 from tether.keys import KeyCustody, SigningKey, open_custody
+from tether.projections.projector import Projector
+from tether.projections.state import DeviceStateStore
 from tether.registry.base import DeviceRecord, DeviceRegistry
 from tether.registry.sql import SqlRegistry
 from tether.settings import Settings
+from tether.store.telemetry.base import TelemetryStore, open_telemetry_store
 from tether.stream.base import Stream, open_stream
 
 FIRMWARE_KEY_LABEL = "platform/firmware-signing"
@@ -76,7 +80,32 @@ class Platform:
 
     @cached_property
     def gate(self) -> Gate:
-        return Gate(self.devices, self.stream("events"), self.stream("dead-letter"), bonds=None)
+        return Gate(
+            self.devices, self.stream("events"), self.stream("dead-letter"), bonds=self.accounts
+        )
+
+    @cached_property
+    def device_state(self) -> DeviceStateStore:
+        return DeviceStateStore(self.settings.resolved_entity_url())
+
+    @cached_property
+    def telemetry(self) -> TelemetryStore:
+        return open_telemetry_store(self.settings.resolved_telemetry_url())
+
+    @cached_property
+    def projector(self) -> Projector:
+        return Projector(self.stream("events"), self.telemetry, self.device_state, self.catalog)
+
+    def capabilities_in_use(self, serials: Iterable[str]) -> dict[str, list[str]]:
+        """For each device, the capabilities both it and the platform will use."""
+        states = self.device_state.many(serials)
+        return {serial: states[serial].agreed if serial in states else [] for serial in serials}
+
+    @cached_property
+    def accounts(self) -> AccountStore:
+        """Accounts, tokens, bonds and pairing, in the entity store beside the registry."""
+        poll = min(1.0, self.settings.identity.revocation_poll_seconds)
+        return SqlAccounts(self.settings.resolved_entity_url(), self.registry, poll)
 
     @cached_property
     def secure_elements(self) -> SecureElementStore:
@@ -117,5 +146,10 @@ class Platform:
             self.firmware_custody.close()
         if "secure_elements" in self.__dict__:
             self.secure_elements.close()
+        if "accounts" in self.__dict__:
+            self.accounts.close()
         for stream in self._streams.values():
             stream.close()
+        for name in ("device_state", "telemetry"):
+            if name in self.__dict__:
+                getattr(self, name).close()

@@ -35,6 +35,14 @@ class HttpSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class HttpsSettings(_Section):
+    # The TLS listener: gateway uploads and direct-mode devices with client certificates.
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=0, le=65535)
+    hostnames: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+
+
 class MqttSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -53,7 +61,15 @@ class IdentitySettings(_Section):
     root_ca_days: int = Field(default=7300, ge=1)
     manufacturing_ca_days: int = Field(default=3650, ge=1)
     # How often a long-running process re-reads revocations made elsewhere.
-    revocation_poll_seconds: float = Field(default=5.0, gt=0, le=60)
+    revocation_poll_seconds: float = Field(default=5.0, gt=0, le=30)
+
+
+class IngestSettings(_Section):
+    # Per credential (account or device) on the HTTPS door: sustained rate and burst.
+    requests_per_second: float = Field(default=50.0, gt=0)
+    burst: float = Field(default=100.0, ge=1)
+    # Records the gate judges at a time when it consumes the raw stream.
+    batch: int = Field(default=500, ge=1, le=10_000)
 
 
 class Settings(_Section):
@@ -76,8 +92,10 @@ class Settings(_Section):
     # How long raw records are kept for replay.
     raw_retention_days: float = Field(default=30, gt=0)
     http: HttpSettings = HttpSettings()
+    https: HttpsSettings = HttpsSettings()
     mqtt: MqttSettings = MqttSettings()
     identity: IdentitySettings = IdentitySettings()
+    ingest: IngestSettings = IngestSettings()
 
     def resolved_entity_url(self) -> str:
         return self.entity_url or f"sqlite:///{self.data_dir / 'entity.sqlite'}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +59,15 @@ def serve(
             if front_door is not None:
                 front_door.stop()
                 console.print("MQTT front door stopped")
+
+
+async def _run_servers(servers: list[uvicorn.Server]) -> None:
+    """Run every server until one stops (Ctrl-C), then stop the others."""
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @broker_app.command("config")

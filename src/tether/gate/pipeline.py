@@ -145,6 +145,16 @@ class Gate:
             outcomes[i] = Outcome(event.serial, event.seq, verdict, event=event)
         return [o for o in outcomes if o is not None]
 
+    def reject_at_door(self, rejected: Sequence[tuple[Submission, Outcome]]) -> None:
+        """Dead-letter records a front door refused before the gate could read them."""
+        if rejected:
+            self.dead_letter.append(
+                [
+                    self._dead_letter(sub, o.code or MALFORMED, o.detail or "", o.seq)
+                    for sub, o in rejected
+                ]
+            )
+
     def _judge(self, sub: Submission) -> AcceptedEvent:
         ctx = self.devices.lookup(sub.serial, sub.arrival_ms)
         pack = ctx.runtime.pack

@@ -8,6 +8,8 @@ Routes (all JSON unless noted):
 - Operator routes, ``Authorization: Bearer <operator token>``:
   ``POST /v1/certificates/enroll``, ``GET /v1/certificates/expiring``,
   ``GET /v1/devices/{serial}``, ``POST /v1/devices/{serial}/revoke``.
+- Accounts and pairing (``tether.accounts.routes``): ``POST /v1/accounts`` (operator),
+  ``POST /v1/pairing/challenges`` and ``GET /v1/accounts/me/devices`` (account token).
 
 Errors keep one shape: ``{"error": "<kind>", "detail": "<what to do>"}``.
 """
@@ -26,11 +28,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from tether import __version__
+from tether.accounts.routes import account_routes
+from tether.doors.https import records_router
 from tether.errors import (
+    AuthenticationError,
     ConflictError,
     CSRRejectedError,
     IdentityError,
     NotFoundError,
+    PermissionDeniedError,
     SettingsError,
     TetherError,
 )
@@ -40,6 +46,8 @@ from tether.service.auth import admin_token
 from tether.timeparse import parse_duration
 
 _STATUS: list[tuple[type[TetherError], int, str]] = [
+    (AuthenticationError, 401, "unauthorized"),
+    (PermissionDeniedError, 403, "forbidden"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
     (CSRRejectedError, 422, "csr_rejected"),
@@ -101,6 +109,8 @@ def create_app(platform: Platform) -> FastAPI:
         )
         return JSONResponse({"error": "malformed", "detail": problems}, status_code=400)
 
+    app.include_router(records_router(platform))
+
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {
@@ -151,6 +161,7 @@ def create_app(platform: Platform) -> FastAPI:
         reason = body.reason if body else RevokeRequest().reason
         return asdict(platform.revoke(serial, reason))
 
+    app.include_router(account_routes(platform, Operator))
     return app
 
 

@@ -61,7 +61,7 @@ class BrokerLayout:
         return self.root / f"{stem}.pem", self.root / f"{stem}.key"
 
 
-def _write(path: Path, data: str | bytes, private: bool = False) -> None:
+def write_file(path: Path, data: str | bytes, private: bool = False) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     mode = 0o600 if private else 0o644
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -70,7 +70,7 @@ def _write(path: Path, data: str | bytes, private: bool = False) -> None:
     os.replace(tmp, path)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -143,8 +143,8 @@ acl_file {p("internal.acl")}
 """
 
 
-def write_trust_files(layout: BrokerLayout, authority: Authority) -> None:
-    """(Re)write what changes with trust: device CAs and their revocation lists."""
+def device_ca_bundle(authority: Authority) -> str:
+    """Every trusted manufacturing CA and its tenant's root, as one PEM bundle."""
     trusted = authority.trusted_manufacturing()
     if not trusted:
         raise EngineError(
@@ -152,10 +152,15 @@ def write_trust_files(layout: BrokerLayout, authority: Authority) -> None:
             "create one first with: tether ca init --tenant NAME"
         )
     tenants = sorted({ca.tenant for ca in trusted if ca.tenant})
-    bundle = [ca.cert_pem for ca in trusted] + [authority.root(t).cert_pem for t in tenants]
+    return "".join([ca.cert_pem for ca in trusted] + [authority.root(t).cert_pem for t in tenants])
+
+
+def write_trust_files(layout: BrokerLayout, authority: Authority) -> None:
+    """(Re)write what changes with trust: device CAs and their revocation lists."""
+    trusted = authority.trusted_manufacturing()
     crls = [authority.crl(ca).public_bytes(serialization.Encoding.PEM).decode() for ca in trusted]
-    _write(layout.path("device-cas.pem"), "".join(bundle))
-    _write(layout.path("device-crls.pem"), "".join(crls))
+    write_file(layout.path("device-cas.pem"), device_ca_bundle(authority))
+    write_file(layout.path("device-crls.pem"), "".join(crls))
 
 
 def write_broker_files(
@@ -169,18 +174,18 @@ def write_broker_files(
     server_cert, server_key = authority.issue_service_certificate(
         "tether MQTT broker", hostnames=settings.hostnames
     )
-    _write(layout.service_ca, service.cert_pem)
-    _write(layout.path("server.pem"), to_pem(server_cert) + service.cert_pem)
-    _write(layout.path("server.key"), _key_pem(server_key), private=True)
+    write_file(layout.service_ca, service.cert_pem)
+    write_file(layout.path("server.pem"), to_pem(server_cert) + service.cert_pem)
+    write_file(layout.path("server.key"), key_pem(server_key), private=True)
     for cn in (CONTROL_CN, BRIDGE_CN):
         cert, key = authority.issue_service_certificate(cn)
         cert_path, key_path = layout.client(cn)
-        _write(cert_path, to_pem(cert))
-        _write(key_path, _key_pem(key), private=True)
+        write_file(cert_path, to_pem(cert))
+        write_file(key_path, key_pem(key), private=True)
     write_trust_files(layout, authority)
-    _write(layout.path("device.acl"), _acl(settings))
-    _write(layout.path("internal.acl"), _internal_acl(settings))
-    _write(layout.config, _config(layout, settings))
+    write_file(layout.path("device.acl"), _acl(settings))
+    write_file(layout.path("internal.acl"), _internal_acl(settings))
+    write_file(layout.config, _config(layout, settings))
     return layout
 
 

@@ -1,0 +1,1 @@
+"""Projections: state derived from the accepted-event log, rebuildable from it."""

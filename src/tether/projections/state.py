@@ -1,0 +1,140 @@
+"""Device state from accepted events: firmware, capabilities in use, ring buffer, last seen.
+
+Applying the same events twice, or out of order, ends in the same state: a
+``hello`` or ``boot`` replaces the stored one only if its seq is newer, and last
+seen only moves forward.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from tether.classes.catalog import ClassRuntime
+from tether.gate.submission import AcceptedEvent
+from tether.registry.sql import make_engine
+
+metadata = sa.MetaData()
+device_state = sa.Table(
+    "device_state",
+    metadata,
+    sa.Column("serial", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("fw", sa.String(32), nullable=True),
+    sa.Column("hw", sa.String(32), nullable=True),
+    sa.Column("announced", sa.Text, nullable=False, default="[]"),
+    sa.Column("agreed", sa.Text, nullable=False, default="[]"),
+    sa.Column("lowest_seq_held", sa.BigInteger, nullable=True),
+    sa.Column("hello_seq", sa.BigInteger, nullable=True),
+    sa.Column("boot_seq", sa.BigInteger, nullable=True),
+    sa.Column("last_seen", sa.BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    serial: str
+    tenant: str
+    fw: str | None
+    hw: str | None
+    announced: list[str]
+    agreed: list[str]
+    lowest_seq_held: int | None
+    hello_seq: int | None
+    boot_seq: int | None
+    last_seen: int
+
+
+def agreed_capabilities(runtime: ClassRuntime, announced: Iterable[object]) -> list[str]:
+    """What both sides understand: the device's announcement meets the class's list.
+
+    Capabilities the platform does not know are ignored, never an error.
+    """
+    known = set(runtime.pack.capabilities)
+    return sorted({c for c in announced if isinstance(c, str) and c in known})
+
+
+def _newer(seq: int | None, stored: int | None) -> bool:
+    return seq is not None and (stored is None or seq > stored)
+
+
+class DeviceStateStore:
+    """Per-device state in the entity database."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+
+    def get(self, serial: str) -> DeviceState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(device_state).where(device_state.c.serial == serial)
+            ).first()
+        return None if row is None else _state(row)
+
+    def many(self, serials: Iterable[str]) -> dict[str, DeviceState]:
+        wanted = list(serials)
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(device_state).where(device_state.c.serial.in_(wanted))
+            ).all()
+        return {r.serial: _state(r) for r in rows}
+
+    def apply(self, events: Sequence[AcceptedEvent], runtimes: dict[str, ClassRuntime]) -> None:
+        """Fold accepted events into the state of their devices, in one transaction."""
+        if not events:
+            return
+        current = self.many({e.serial for e in events})
+        with self.engine.begin() as conn:
+            for event in events:
+                old = current.get(event.serial)
+                new = _fold(old, event, runtimes.get(event.device_class))
+                if old is None:
+                    conn.execute(device_state.insert().values(**_row(new)))
+                elif new != old:
+                    conn.execute(
+                        device_state.update()
+                        .where(device_state.c.serial == event.serial)
+                        .values(**_row(new))
+                    )
+                current[event.serial] = new
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _fold(old: DeviceState | None, e: AcceptedEvent, runtime: ClassRuntime | None) -> DeviceState:
+    state = old or DeviceState(e.serial, e.tenant, None, None, [], [], None, None, None, 0)
+    changes: dict[str, object] = {"last_seen": max(state.last_seen, e.arrival)}
+    if e.type == "hello" and _newer(e.seq, state.hello_seq):
+        announced = [c for c in e.body.get("capabilities", []) if isinstance(c, str)]
+        changes.update(
+            hello_seq=e.seq,
+            fw=e.body.get("fw", state.fw),
+            hw=e.body.get("hw", state.hw),
+            announced=announced,
+            agreed=agreed_capabilities(runtime, announced) if runtime else [],
+            lowest_seq_held=e.body.get("lowest_seq_held", state.lowest_seq_held),
+        )
+    elif e.type == "boot" and _newer(e.seq, state.boot_seq) and _newer(e.seq, state.hello_seq):
+        changes.update(boot_seq=e.seq, fw=e.body.get("fw", state.fw))
+    return DeviceState(**{**state.__dict__, **changes})
+
+
+def _row(state: DeviceState) -> dict[str, object]:
+    row = dict(state.__dict__)
+    row["announced"] = json.dumps(state.announced)
+    row["agreed"] = json.dumps(state.agreed)
+    return row
+
+
+def _state(row: sa.Row[tuple[object, ...]]) -> DeviceState:
+    data = dict(row._mapping)
+    data["announced"] = json.loads(str(data["announced"]))
+    data["agreed"] = json.loads(str(data["agreed"]))
+    return DeviceState(**data)
