@@ -50,11 +50,12 @@ def _global(
 
 
 def _register() -> None:
-    from tether.cli import ca, certs, devices, firmware, serve
+    from tether.cli import accounts, ca, certs, devices, firmware, serve
     from tether.masking.cli import app as mask_app
 
     app.add_typer(ca.app, name="ca")
     app.add_typer(devices.app, name="devices")
+    app.add_typer(accounts.app, name="accounts")
     app.add_typer(certs.app, name="certs")
     app.add_typer(firmware.app, name="firmware")
     app.add_typer(serve.broker_app, name="broker")
