@@ -52,8 +52,8 @@ class MqttSettings(_Section):
     mosquitto: str = "mosquitto"
     # Names the broker's server certificate is valid for.
     hostnames: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
-    # Legacy publish topics, with {serial} standing for the device's serial.
-    legacy_topics: list[str] = Field(default_factory=lambda: ["telemetry/{serial}"])
+    # Legacy publish topics beyond those the class packs declare ({serial} = the serial).
+    legacy_topics: list[str] = Field(default_factory=list)
 
 
 class IdentitySettings(_Section):

@@ -30,12 +30,13 @@ def _tether(data_dir: Path, *args: str, env: dict[str, str]) -> subprocess.Popen
 
 
 def test_serve_runs_http_and_mqtt_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    http, mqtt, internal = _free_port(), _free_port(), _free_port()
+    http, mqtt, internal, https = _free_port(), _free_port(), _free_port(), _free_port()
     env = {
         **os.environ,
         "TETHER_HTTP__PORT": str(http),
         "TETHER_MQTT__PORT": str(mqtt),
         "TETHER_MQTT__INTERNAL_PORT": str(internal),
+        "TETHER_HTTPS__PORT": str(https),
     }
     init = _tether(tmp_path, "ca", "init", "--tenant", "acme", env=env)
     assert init.wait(60) == 0, init.stdout.read() if init.stdout else ""
@@ -53,11 +54,13 @@ def test_serve_runs_http_and_mqtt_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert health["tenants"] == ["acme"]
         with socket.create_connection(("127.0.0.1", mqtt), timeout=2):
             pass  # the broker tether started is listening
+        with socket.create_connection(("127.0.0.1", https), timeout=2):
+            pass  # and the HTTPS records door
     finally:
         serve.send_signal(signal.SIGINT)
         out, _ = serve.communicate(timeout=30)
     assert serve.returncode == 0, out
-    assert "MQTT front door stopped" in out
+    assert "stopped: HTTP, MQTT front door" in out
     with socket.socket() as s:  # the broker went away with it
         assert s.connect_ex(("127.0.0.1", mqtt)) != 0
 

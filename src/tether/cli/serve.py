@@ -11,9 +11,10 @@ import uvicorn
 
 from tether.cli.context import console, platform
 from tether.doors.mqtt.broker import BrokerLayout, write_broker_files
-from tether.doors.mqtt.frontdoor import MqttFrontDoor
+from tether.runtime import Runtime
 from tether.service.app import create_app
 from tether.service.auth import admin_token
+from tether.service.tls import https_config
 
 broker_app = typer.Typer(no_args_is_help=True, help="The Mosquitto front door's configuration.")
 
@@ -26,25 +27,26 @@ def serve(
         bool | None, typer.Option("--mqtt/--no-mqtt", help="Run the Mosquitto front door.")
     ] = None,
 ) -> None:
-    """Run the HTTP service and, unless disabled, the MQTT front door (Ctrl-C stops both)."""
+    """Run the platform: HTTP and HTTPS doors, MQTT door, gate and projector (Ctrl-C stops)."""
     with platform(ctx) as p:
         http_host = host or p.settings.http.host
         http_port = p.settings.http.port if port is None else port
-        front_door = None
-        run_mqtt = p.settings.mqtt.enabled if mqtt is None else mqtt
-        if run_mqtt and not p.registry.list_tenants():
+        has_tenant = bool(p.registry.list_tenants())
+        run_mqtt = (p.settings.mqtt.enabled if mqtt is None else mqtt) and has_tenant
+        if not has_tenant:
             console.print(
-                "[yellow]no tenant yet, so no device could connect: the MQTT front "
-                "door stays off. Create one with: tether ca init --tenant NAME[/]"
+                "[yellow]no tenant yet, so no device could connect: the MQTT front door and "
+                "the HTTPS door stay off. Create one with: tether ca init --tenant NAME[/]"
             )
-            run_mqtt = False
-        if run_mqtt:
-            front_door = MqttFrontDoor(p)
-            front_door.start()
+        runtime = Runtime(p, mqtt=run_mqtt)
+        runtime.start()
+        if runtime.front_door is not None:
             console.print(
-                f"MQTT front door: mqtts://{p.settings.mqtt.host}:"
-                f"{p.settings.mqtt.port} (devices trust {front_door.layout.service_ca})"
+                f"MQTT front door: mqtts://{p.settings.mqtt.host}:{p.settings.mqtt.port} "
+                f"(devices trust {runtime.front_door.layout.service_ca})"
             )
+        app = create_app(p)
+        configs = [uvicorn.Config(app, host=http_host, port=http_port, log_level="warning")]
         token_source = (
             "settings" if p.settings.admin_token else f"{p.settings.data_dir}/admin-token"
         )
@@ -53,12 +55,26 @@ def serve(
             f"HTTP service: http://{http_host}:{http_port}  "
             f"(health: /healthz, operator token in {token_source})"
         )
+        if p.settings.https.enabled and has_tenant:
+            https = p.settings.https
+            configs.append(
+                https_config(
+                    app,
+                    p.authority,
+                    p.settings.data_dir / "https",
+                    https.host,
+                    https.port,
+                    https.hostnames,
+                )
+            )
+            console.print(f"HTTPS records door: https://{https.host}:{https.port}/v1/records")
         try:
-            uvicorn.run(create_app(p), host=http_host, port=http_port, log_level="warning")
+            asyncio.run(_run_servers([uvicorn.Server(c) for c in configs]))
+        except KeyboardInterrupt:
+            pass
         finally:
-            if front_door is not None:
-                front_door.stop()
-                console.print("MQTT front door stopped")
+            runtime.stop()
+            console.print("stopped: HTTP, MQTT front door, gate worker, projector")
 
 
 async def _run_servers(servers: list[uvicorn.Server]) -> None:
@@ -77,5 +93,5 @@ def broker_config(
 ) -> None:
     """Write a Mosquitto configuration (certificates, CRLs, ACLs) for operators to run."""
     with platform(ctx) as p:
-        layout = write_broker_files(BrokerLayout(out), p.authority, p.settings.mqtt)
+        layout = write_broker_files(BrokerLayout(out), p.authority, p.settings.mqtt, p.catalog)
         console.print(f"run it with: mosquitto -c {layout.config}")

@@ -30,6 +30,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tether.classes.catalog import ClassCatalog
 from tether.errors import EngineError
 from tether.identity.ca import Authority, to_pem
 from tether.settings import MqttSettings
@@ -78,18 +79,18 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _acl(settings: MqttSettings) -> str:
+def _acl(legacy_topics: list[str]) -> str:
     lines = [
         "# Written by tether: a device may use only its own topics (contract section 6).",
         "pattern write tether/v1/%u/records",
         "pattern read tether/v1/%u/commands",
         "pattern read tether/v1/%u/rejects",
     ]
-    lines += [f"pattern write {t.replace('{serial}', '%u')}" for t in settings.legacy_topics]
+    lines += [f"pattern write {t.replace('{serial}', '%u')}" for t in legacy_topics]
     return "\n".join(lines) + "\n"
 
 
-def _internal_acl(settings: MqttSettings) -> str:
+def _internal_acl(legacy_topics: list[str]) -> str:
     lines = [
         "# Written by tether: its own clients on the internal listener.",
         f"user {BRIDGE_CN}",
@@ -97,7 +98,7 @@ def _internal_acl(settings: MqttSettings) -> str:
         "topic write tether/v1/+/commands",
         "topic write tether/v1/+/rejects",
     ]
-    lines += [f"topic read {t.replace('{serial}', '+')}" for t in settings.legacy_topics]
+    lines += [f"topic read {t.replace('{serial}', '+')}" for t in legacy_topics]
     lines += [f"user {CONTROL_CN}", "topic read $SYS/broker/clients/#"]
     return "\n".join(lines) + "\n"
 
@@ -163,8 +164,14 @@ def write_trust_files(layout: BrokerLayout, authority: Authority) -> None:
     write_file(layout.path("device-crls.pem"), "".join(crls))
 
 
+def legacy_topics(settings: MqttSettings, catalog: ClassCatalog) -> list[str]:
+    """The classes' legacy publish topics and any the settings add."""
+    packs = {r.pack.legacy.topic for r in catalog if r.pack.legacy is not None}
+    return sorted(packs | set(settings.legacy_topics))
+
+
 def write_broker_files(
-    layout: BrokerLayout, authority: Authority, settings: MqttSettings
+    layout: BrokerLayout, authority: Authority, settings: MqttSettings, catalog: ClassCatalog
 ) -> BrokerLayout:
     """Write a complete Mosquitto configuration under ``layout.root``."""
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -183,8 +190,9 @@ def write_broker_files(
         write_file(cert_path, to_pem(cert))
         write_file(key_path, key_pem(key), private=True)
     write_trust_files(layout, authority)
-    write_file(layout.path("device.acl"), _acl(settings))
-    write_file(layout.path("internal.acl"), _internal_acl(settings))
+    legacy = legacy_topics(settings, catalog)
+    write_file(layout.path("device.acl"), _acl(legacy))
+    write_file(layout.path("internal.acl"), _internal_acl(legacy))
     write_file(layout.config, _config(layout, settings))
     return layout
 

@@ -59,7 +59,9 @@ class MqttFrontDoor:
         # then applied (again) by the next pass instead of being missed.
         self._generation = self.platform.registry.generation()
         self._revoked = self.platform.registry.revoked_serials()
-        write_broker_files(self.layout, self.platform.authority, self.settings)
+        write_broker_files(
+            self.layout, self.platform.authority, self.settings, self.platform.catalog
+        )
         self._rewrite_due = self._next_rewrite(self.platform.clock())
         self.broker.start()
         if watch:
