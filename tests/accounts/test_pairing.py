@@ -336,3 +336,26 @@ def test_refresh_sees_another_processs_change_at_once(fleet: Fleet) -> None:
         assert other.accounts.is_bonded(account.id, serial)
     finally:
         other.close()
+
+
+def test_concurrent_pairings_leave_exactly_one_owner(fleet: Fleet) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = fleet.platform.accounts
+    serial = fleet.acme[0]
+    pairs = []
+    for _ in range(8):
+        account = store.create_account("acme", fleet.clock())
+        pairs.append((account.id, store.create_challenge(account.id, serial, fleet.clock())))
+    with ThreadPoolExecutor(8) as pool:
+        done = list(
+            pool.map(
+                lambda p: store.complete_pairing(serial, p[1].challenge_hex, p[0], fleet.clock()),
+                pairs,
+            )
+        )
+    assert done == [True] * 8
+    history = store.bond_history(serial)
+    assert len(history) == 8 and [b.current for b in history].count(True) == 1
+    assert store.owner(serial) == history[-1].account_id
+    assert sorted(b.account_id for b in history) == sorted(a for a, _ in pairs)
