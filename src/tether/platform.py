@@ -25,6 +25,7 @@ from tether.identity.provisioning import Provisioner
 from tether.identity.verifier import CertificateVerifier
 from tether.keys import KeyCustody, SigningKey, open_custody
 from tether.projections.projector import Projector
+from tether.projections.rejects import RejectLog
 from tether.projections.state import DeviceStateStore
 from tether.registry.base import DeviceRecord, DeviceRegistry
 from tether.registry.sql import SqlRegistry
@@ -96,6 +97,11 @@ class Platform:
     def projector(self) -> Projector:
         return Projector(self.stream("events"), self.telemetry, self.device_state, self.catalog)
 
+    @cached_property
+    def rejects(self) -> RejectLog:
+        return RejectLog(self.settings.resolved_entity_url(), self.stream("dead-letter"),
+                         self.registry, self.device_state)
+
     def capabilities_in_use(self, serials: Iterable[str]) -> dict[str, list[str]]:
         """For each device, the capabilities both it and the platform will use."""
         states = self.device_state.many(serials)
@@ -150,6 +156,6 @@ class Platform:
             self.accounts.close()
         for stream in self._streams.values():
             stream.close()
-        for name in ("device_state", "telemetry"):
+        for name in ("device_state", "telemetry", "rejects"):
             if name in self.__dict__:
                 getattr(self, name).close()

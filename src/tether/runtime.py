@@ -50,6 +50,7 @@ class Runtime:
         worker = GateWorker(p.stream("raw"), p.gate, self._notify, p.settings.ingest.batch)
         self._loop("gate-worker", worker.run_once)
         self._loop("projector", p.projector.run_once)
+        self._loop("rejects", p.rejects.run_once)
 
     def _loop(self, name: str, step: Callable[[], int]) -> None:
         def run() -> None:

@@ -79,7 +79,9 @@ def test_challenges_for_unknown_or_foreign_devices_are_refused(
     foreign = client.post(
         "/v1/pairing/challenges", json={"device": fleet.globex[0]}, headers=_bearer(token)
     )
-    assert foreign.status_code == 403 and foreign.json()["error"] == "forbidden"
+    assert foreign.status_code == 404 and foreign.json() == unknown.json() | {
+        "detail": foreign.json()["detail"]
+    }
     assert "globex" not in foreign.json()["detail"]
     empty = client.post("/v1/pairing/challenges", json={"device": ""}, headers=_bearer(token))
     assert empty.status_code == 400

@@ -51,7 +51,6 @@ from tether.errors import (
     ConflictError,
     EngineError,
     NotFoundError,
-    PermissionDeniedError,
 )
 from tether.registry.base import DEVICE_ACTIVE, DeviceRecord, DeviceRegistry
 from tether.registry.sql import counters, make_engine, metadata
@@ -231,12 +230,10 @@ class SqlAccounts(AccountStore):
 
     def _device_for(self, account: Account, serial: str) -> DeviceRecord:
         device = self.registry.find_device(serial)
-        if device is None:
-            raise NotFoundError(f"no device with serial {serial!r} in the registry")
-        if device.tenant != account.tenant:
-            raise PermissionDeniedError(
-                f"device {serial!r} does not belong to the tenant of account {account.id}"
-            )
+        # Another tenant's device is answered exactly like a missing one: a tenant
+        # learns nothing about serials outside it.
+        if device is None or device.tenant != account.tenant:
+            raise NotFoundError(f"no device with serial {serial!r} in tenant {account.tenant!r}")
         if device.status != DEVICE_ACTIVE:
             raise ConflictError(f"device {serial!r} is {device.status} and cannot be bonded")
         return device

@@ -50,7 +50,7 @@ def _global(
 
 
 def _register() -> None:
-    from tether.cli import accounts, ca, certs, devices, firmware, serve
+    from tether.cli import accounts, ca, certs, devices, events, firmware, serve
     from tether.masking.cli import app as mask_app
 
     app.add_typer(ca.app, name="ca")
@@ -59,6 +59,8 @@ def _register() -> None:
     app.add_typer(certs.app, name="certs")
     app.add_typer(firmware.app, name="firmware")
     app.add_typer(serve.broker_app, name="broker")
+    app.add_typer(events.app, name="events")
+    app.command("replay")(events.replay)
     app.command("serve")(serve.serve)
     app.add_typer(mask_app, name="mask", help="Mask analytics exports by a PII rubric.")
 

@@ -2,8 +2,8 @@
 
 For each record, in order: the device and its certificate (registry and
 verifier), the transport its class allows, the signature (for signed classes),
-decoding or frame expansion, the bond (gateway uploads; a bond record completes
-a pairing instead), the body schema, clock correction, and last the identity
+decoding or frame expansion, the body schema, the bond (gateway uploads; a bond
+record completes a pairing instead), clock correction, and last the identity
 ``(device, seq)`` (or the class's legacy key): the event log refuses a key it
 already holds, which makes the record a duplicate. Records are judged on their
 own; one bad record never fails the others in its batch. Rejected records go to
@@ -172,9 +172,9 @@ class Gate:
             else decode_payload(payload, sub.serial, ctx.runtime)
         )
         try:
+            self._check_schema(ctx, env)
             if sub.door == GATEWAY:
                 self._check_bond(sub, env)
-            self._check_schema(ctx, env)
         except RecordRejectedError as exc:
             raise RecordRejectedError(exc.code, exc.detail, env.seq) from None
         ts, corrected = corrected_time(env.ts_ms, sub.arrival_ms)

@@ -49,7 +49,11 @@ def _session(module: str, token_label: str, pin: str) -> Any:
         raise MissingExtraError("pkcs11", "pkcs11") from exc
     try:
         token = pkcs11.lib(module).get_token(token_label=token_label)
-        return token.open(user_pin=pin, rw=True)
+        try:
+            return token.open(user_pin=pin, rw=True)
+        except pkcs11.UserAlreadyLoggedIn:
+            # Another part of this process (key custody) holds the login; it is shared.
+            return token.open(rw=True)
     except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
         raise KeyMaterialError(
             f"cannot open PKCS#11 token {token_label!r} with {module}: {type(exc).__name__}"

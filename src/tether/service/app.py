@@ -43,6 +43,7 @@ from tether.errors import (
 from tether.identity.ca import to_pem
 from tether.platform import Platform
 from tether.service.auth import admin_token
+from tether.service.reads import read_routes
 from tether.timeparse import parse_duration
 
 _STATUS: list[tuple[type[TetherError], int, str]] = [
@@ -86,6 +87,7 @@ def create_app(platform: Platform) -> FastAPI:
             raise _Unauthorized()
 
     Operator = Depends(operator)
+    app.include_router(read_routes(platform, operator))
 
     @app.exception_handler(TetherError)
     async def _tether_error(_request: Request, exc: TetherError) -> JSONResponse:

@@ -1,0 +1,133 @@
+"""Rejected records, from the dead-letter stream, countable by device, class and firmware.
+
+Each dead letter becomes one row keyed by its stream offset, so projecting a
+batch twice changes nothing. The firmware is the device's as known when the
+reject is projected (from its last hello or boot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from tether.projections.state import DeviceStateStore
+from tether.registry.base import DeviceRegistry
+from tether.registry.sql import make_engine
+from tether.stream.base import Stream
+
+CONSUMER = "rejects"
+metadata = sa.MetaData()
+rejects = sa.Table(
+    "rejects",
+    metadata,
+    sa.Column("offset", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("serial", sa.String(64), nullable=False),
+    sa.Column("device_class", sa.String(64), nullable=True),
+    sa.Column("fw", sa.String(32), nullable=True),
+    sa.Column("code", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Column("door", sa.String(16), nullable=False),
+    sa.Column("arrival", sa.BigInteger, nullable=False),
+    sa.Index("ix_rejects_serial", "serial", "offset"),
+)
+
+
+@dataclass(frozen=True)
+class Reject:
+    offset: int
+    serial: str
+    device_class: str | None
+    fw: str | None
+    code: str
+    detail: str
+    seq: int | None
+    door: str
+    arrival: int
+
+
+@dataclass(frozen=True)
+class RejectCount:
+    device_class: str | None
+    fw: str | None
+    code: str
+    count: int
+
+
+class RejectLog:
+    """The rejects table and the projection that fills it."""
+
+    def __init__(
+        self, url: str, dead_letter: Stream, registry: DeviceRegistry, state: DeviceStateStore
+    ) -> None:
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+        self.dead_letter = dead_letter
+        self.registry = registry
+        self.state = state
+
+    def run_once(self, limit: int = 1000) -> int:
+        entries = self.dead_letter.read(self.dead_letter.position(CONSUMER), limit)
+        if not entries:
+            return 0
+        serials = {e.headers.get("serial", "") for e in entries}
+        states = self.state.many(serials)
+        classes = {s: d.device_class for s in serials if (d := self.registry.find_device(s))}
+        rows = []
+        for e in entries:
+            h = e.headers
+            serial = h.get("serial", "")
+            rows.append(
+                {
+                    "offset": e.offset,
+                    "serial": serial,
+                    "device_class": classes.get(serial),
+                    "fw": states[serial].fw if serial in states else None,
+                    "code": h.get("code", "malformed"),
+                    "detail": h.get("detail", ""),
+                    "seq": int(h["seq"]) if "seq" in h else None,
+                    "door": h.get("door", ""),
+                    "arrival": int(h.get("arrival", "0")),
+                }
+            )
+        with self.engine.begin() as conn:
+            known = set(
+                conn.execute(
+                    sa.select(rejects.c.offset).where(
+                        rejects.c.offset.in_([r["offset"] for r in rows])
+                    )
+                ).scalars()
+            )
+            fresh = [r for r in rows if r["offset"] not in known]
+            if fresh:
+                conn.execute(rejects.insert(), fresh)
+        self.dead_letter.commit(CONSUMER, entries[-1].offset)
+        return len(entries)
+
+    def recent(self, serial: str, limit: int = 50) -> list[Reject]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(rejects)
+                .where(rejects.c.serial == serial)
+                .order_by(rejects.c.offset.desc())
+                .limit(limit)
+            ).all()
+        return [Reject(**r._mapping) for r in rows]
+
+    def counts(self, serial: str | None = None) -> list[RejectCount]:
+        """Rejects per class, firmware version and code (of one device, or all)."""
+        query = (
+            sa.select(
+                rejects.c.device_class, rejects.c.fw, rejects.c.code, sa.func.count().label("count")
+            )
+            .group_by(rejects.c.device_class, rejects.c.fw, rejects.c.code)
+            .order_by(sa.func.count().desc())
+        )
+        if serial is not None:
+            query = query.where(rejects.c.serial == serial)
+        with self.engine.connect() as conn:
+            return [RejectCount(*r) for r in conn.execute(query).all()]
+
+    def close(self) -> None:
+        self.engine.dispose()
