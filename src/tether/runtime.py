@@ -1,15 +1,17 @@
 """What ``tether serve`` runs beside its HTTP servers.
 
 The MQTT front door (Mosquitto and its revocation enforcer), the ingest bridge,
-the gate worker that judges MQTT records, and the projector that fills the
-telemetry store and device state. Each loop runs in its own thread and survives
-its own failures: a failed pass is logged and retried.
+the gate worker that judges MQTT records, the projector that fills the telemetry
+store and device state, the reject log, and the raw stream's retention. Each
+loop runs in its own thread and survives its own failures: a failed pass is
+logged and retried.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from tether.contract.codes import ACCEPTED, REJECTED
@@ -33,6 +35,7 @@ class Runtime:
         self.bridge: IngestBridge | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._trimmed_at = float("-inf")
 
     def start(self) -> None:
         p = self.platform
@@ -51,6 +54,7 @@ class Runtime:
         self._loop("gate-worker", worker.run_once)
         self._loop("projector", p.projector.run_once)
         self._loop("rejects", p.rejects.run_once)
+        self._loop("retention", self._trim_raw)
 
     def _loop(self, name: str, step: Callable[[], int]) -> None:
         def run() -> None:
@@ -66,6 +70,18 @@ class Runtime:
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _trim_raw(self) -> int:
+        """Drop raw records past their retention, once an hour; they stay replayable until."""
+        now = time.monotonic()
+        if now - self._trimmed_at < 3600:
+            return 0
+        self._trimmed_at = now
+        cutoff = self.platform.clock() - self.platform.settings.raw_retention_days * 86400
+        removed = self.platform.stream("raw").trim(cutoff)
+        if removed:
+            log.info("dropped %d raw records older than the retention window", removed)
+        return 0
 
     def _notify(self, outcomes: Sequence[Outcome]) -> None:
         """Tell MQTT devices about rejects and about the capabilities now in use."""

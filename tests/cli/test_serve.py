@@ -12,11 +12,7 @@ from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tether.testing import free_port
 
 
 def _tether(data_dir: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -30,7 +26,7 @@ def _tether(data_dir: Path, *args: str, env: dict[str, str]) -> subprocess.Popen
 
 
 def test_serve_runs_http_and_mqtt_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    http, mqtt, internal, https = _free_port(), _free_port(), _free_port(), _free_port()
+    http, mqtt, internal, https = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "TETHER_HTTP__PORT": str(http),
@@ -66,7 +62,7 @@ def test_serve_runs_http_and_mqtt_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_serve_without_a_tenant_says_what_to_do(tmp_path: Path) -> None:
-    http = _free_port()
+    http = free_port()
     env = {**os.environ, "TETHER_HTTP__PORT": str(http)}
     serve = _tether(tmp_path, "serve", env=env)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import ssl
 import struct
 import threading
@@ -22,6 +21,7 @@ from tests.identity.conftest import Clock, open_platform
 from tether.platform import Platform
 from tether.service.app import create_app
 from tether.service.tls import https_config
+from tether.testing import free_port
 
 HEALTH = {"battery_pct": 80}
 NOW_S = 1_790_000_100.0
@@ -198,17 +198,11 @@ def test_throttling_answers_429_with_retry_after(tmp_path: Path) -> None:
     p.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_direct_mode_over_tls_with_the_device_certificate(
     platform: Platform, tmp_path: Path
 ) -> None:
     cart, other = provision(platform, "retail-cart"), provision(platform, "retail-cart")
-    port = _free_port()
+    port = free_port()
     config = https_config(
         create_app(platform),
         platform.authority,

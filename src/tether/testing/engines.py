@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -39,8 +40,26 @@ _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 _LOG_TAIL_LINES = 40
 
 
+# Ports below Linux's ephemeral range (32768-60999): the kernel never hands these to
+# outgoing connections, so a port found free here is not taken a moment later by
+# some client's connect() before the engine binds it.
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port nothing listens on right now (the kernel's choice)."""
+    """A TCP port nothing listens on right now, outside the ephemeral range."""
+    for _ in range(200):
+        port = random.randint(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

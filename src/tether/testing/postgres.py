@@ -9,6 +9,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -208,6 +209,10 @@ class PostgresInstance(ProcessEngine):
         if pid is not None and self.running():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            # SIGKILL is delivered asynchronously: wait until the postmaster is gone.
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
         super().kill()
 
     def psql(self, sql: str, database: str = "postgres") -> str:
