@@ -15,8 +15,6 @@ Driver errors are translated here into tether's error tree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,11 +47,10 @@ from tether.accounts.cache import OwnerCache
 from tether.errors import (
     AuthenticationError,
     ConflictError,
-    EngineError,
     NotFoundError,
 )
 from tether.registry.base import DEVICE_ACTIVE, DeviceRecord, DeviceRegistry
-from tether.registry.sql import counters, make_engine, metadata
+from tether.registry.sql import SqlDatabase, counters, metadata
 
 # Challenges are kept a while after they expire, so a late bond record is
 # audited as "expired" rather than "unknown"; then they are purged.
@@ -138,41 +135,18 @@ def _bond(row: Any) -> Bond:
     return Bond(row.serial, row.account_id, row.since, row.ended_at)
 
 
-class SqlAccounts(AccountStore):
+class SqlAccounts(SqlDatabase, AccountStore):
     """The accounts port in any database SQLAlchemy speaks (the entity store)."""
 
     def __init__(self, url: str, registry: DeviceRegistry, poll_seconds: float = 1.0) -> None:
-        self.url = url
+        super().__init__(url, metadata)
         self.registry = registry
-        self.engine = make_engine(url)
-        try:
-            metadata.create_all(self.engine)
-        except sa.exc.OperationalError as exc:
-            raise EngineError(f"cannot open the entity store at {url!r}: {exc.orig}") from exc
         self._ensure_generation()
         self._owners = OwnerCache(
             self._load_owner, self._bond_generation, self._changed_since, poll_seconds
         )
 
     # plumbing
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except sa.exc.IntegrityError as exc:
-            raise ConflictError(f"the entity store refused a duplicate: {exc.orig}") from exc
-        except sa.exc.OperationalError as exc:
-            raise EngineError(f"the entity store failed: {exc.orig}") from exc
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except sa.exc.OperationalError as exc:
-            raise EngineError(f"the entity store failed: {exc.orig}") from exc
-
     def _ensure_generation(self) -> None:
         with self._read() as conn:
             found = conn.execute(
@@ -514,6 +488,3 @@ class SqlAccounts(AccountStore):
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [AuditEntry(r.at, r.actor, r.action, r.subject, r.detail) for r in rows]
-
-    def close(self) -> None:
-        self.engine.dispose()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from tether.projections.state import DeviceStateStore
 from tether.registry.base import DeviceRegistry
-from tether.registry.sql import make_engine
+from tether.registry.sql import SqlDatabase
 from tether.stream.base import Stream
 
 CONSUMER = "rejects"
@@ -55,14 +55,13 @@ class RejectCount:
     count: int
 
 
-class RejectLog:
+class RejectLog(SqlDatabase):
     """The rejects table and the projection that fills it."""
 
     def __init__(
         self, url: str, dead_letter: Stream, registry: DeviceRegistry, state: DeviceStateStore
     ) -> None:
-        self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        super().__init__(url, metadata)
         self.dead_letter = dead_letter
         self.registry = registry
         self.state = state
@@ -128,6 +127,3 @@ class RejectLog:
             query = query.where(rejects.c.serial == serial)
         with self.engine.connect() as conn:
             return [RejectCount(*r) for r in conn.execute(query).all()]
-
-    def close(self) -> None:
-        self.engine.dispose()

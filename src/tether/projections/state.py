@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tether.classes.catalog import ClassRuntime
 from tether.gate.submission import AcceptedEvent
-from tether.registry.sql import make_engine
+from tether.registry.sql import SqlDatabase
 
 metadata = sa.MetaData()
 device_state = sa.Table(
@@ -61,12 +61,11 @@ def _newer(seq: int | None, stored: int | None) -> bool:
     return seq is not None and (stored is None or seq > stored)
 
 
-class DeviceStateStore:
+class DeviceStateStore(SqlDatabase):
     """Per-device state in the entity database."""
 
     def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        super().__init__(url, metadata)
 
     def get(self, serial: str) -> DeviceState | None:
         with self.engine.connect() as conn:
@@ -103,9 +102,6 @@ class DeviceStateStore:
                         .values(**_row(new))
                     )
                 current[event.serial] = new
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 def _fold(old: DeviceState | None, e: AcceptedEvent, runtime: ClassRuntime | None) -> DeviceState:

@@ -131,24 +131,29 @@ def _cert(row: Any) -> CertificateRecord:
     return CertificateRecord(**data)
 
 
-class SqlRegistry(DeviceRegistry):
-    """The registry in any database SQLAlchemy speaks."""
+class SqlDatabase:
+    """An engine on the entity database, its tables, and driver errors translated.
 
-    def __init__(self, url: str) -> None:
+    The adapters that keep their tables in the entity database (registry,
+    accounts, device state, reject log) share this plumbing.
+    """
+
+    def __init__(self, url: str, schema: sa.MetaData) -> None:
         self.url = url
         self.engine = make_engine(url)
         try:
-            metadata.create_all(self.engine)
+            schema.create_all(self.engine)
         except sa.exc.OperationalError as exc:
             raise EngineError(f"cannot open the entity store at {url!r}: {exc.orig}") from exc
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        """A transaction, committed on success; driver errors become tether's."""
         try:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.IntegrityError as exc:
-            raise ConflictError(f"the registry refused a duplicate: {exc.orig}") from exc
+            raise ConflictError(f"the entity store refused a duplicate: {exc.orig}") from exc
         except sa.exc.OperationalError as exc:
             raise EngineError(f"the entity store failed: {exc.orig}") from exc
 
@@ -160,6 +165,16 @@ class SqlRegistry(DeviceRegistry):
                 yield conn
         except sa.exc.OperationalError as exc:
             raise EngineError(f"the entity store failed: {exc.orig}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class SqlRegistry(SqlDatabase, DeviceRegistry):
+    """The registry in any database SQLAlchemy speaks."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, metadata)
 
     def _bump(self, conn: Connection) -> None:
         updated = conn.execute(
@@ -360,6 +375,3 @@ class SqlRegistry(DeviceRegistry):
                 sa.select(counters.c.value).where(counters.c.name == "generation")
             ).scalar()
         return int(value or 0)
-
-    def close(self) -> None:
-        self.engine.dispose()
