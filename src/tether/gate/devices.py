@@ -56,7 +56,7 @@ class DeviceDirectory:
             self._generation = generation
         ctx = self._cache.get(serial)
         if ctx is None:
-            ctx = self._load(serial)
+            ctx = self._load(serial, now_ms / 1000)
             self._cache[serial] = ctx
         if now_ms >= ctx.not_after_ms:
             raise RecordRejectedError(CERT_EXPIRED, f"{serial}'s certificate has expired")
@@ -64,7 +64,7 @@ class DeviceDirectory:
             raise RecordRejectedError(UNTRUSTED_CERT, f"{serial}'s issuer is no longer trusted")
         return ctx
 
-    def _load(self, serial: str) -> DeviceContext:
+    def _load(self, serial: str, at: float) -> DeviceContext:
         device = self.registry.find_device(serial)
         if device is None:
             raise RecordRejectedError(UNKNOWN_DEVICE, f"no device {serial!r} is registered")
@@ -73,7 +73,7 @@ class DeviceDirectory:
             raise RecordRejectedError(UNKNOWN_DEVICE, f"{serial} has no certificate on record")
         cert = x509.load_pem_x509_certificate(record.pem.encode())
         try:
-            verified = self.verifier.verify(cert)
+            verified = self.verifier.verify(cert, at=at)
         except CertificateRejectedError as exc:
             raise RecordRejectedError(exc.code, exc.detail) from None
         runtime = self.catalog.find(device.device_class)

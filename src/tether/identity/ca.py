@@ -271,6 +271,11 @@ class Authority:
         ca = ca or self.issuing_ca(tenant)
         ca_key = self.key(ca.key_label or "")
         now = self.clock()
+        if ca.cert.not_valid_after_utc.timestamp() <= now:
+            raise IdentityError(
+                f"the issuing CA {ca.name!r} expired on {ca.cert.not_valid_after_utc.date()}; "
+                f"start a new one with: tether ca rotate --tenant {tenant}"
+            )
         start = _utc(now) - _BACKDATE
         end = min(
             start + dt.timedelta(days=self.settings.device_cert_days), ca.cert.not_valid_after_utc

@@ -96,10 +96,13 @@ class CertificateVerifier:
         return len(self._cache)
 
     # verification
-    def verify(self, cert: x509.Certificate | bytes, tenant: str | None = None) -> VerifiedDevice:
+    def verify(
+        self, cert: x509.Certificate | bytes, tenant: str | None = None, at: float | None = None
+    ) -> VerifiedDevice:
         """Verify a device certificate (object or DER); raise CertificateRejectedError.
 
-        ``tenant``, when given, is the only tenant the certificate may belong to.
+        ``tenant``, when given, is the only tenant the certificate may belong to;
+        ``at`` is the moment to judge validity for (default now), e.g. a record's arrival.
         """
         self._refresh()
         if isinstance(cert, bytes):
@@ -121,13 +124,12 @@ class CertificateVerifier:
                     "untrusted_cert", f"{hit.serial} does not belong to tenant {tenant!r}"
                 )
             return hit
-        verdict = self._verify_cold(cert, fp, tenant)
+        verdict = self._verify_cold(cert, fp, tenant, self.clock() if at is None else at)
         with self._lock:
             self._cache[fp] = verdict
         return verdict
 
-    def _issuer(self, cert: x509.Certificate) -> CARecord:
-        now = self.clock()
+    def _issuer(self, cert: x509.Certificate, now: float) -> CARecord:
         for ca in self._anchors.get(cert.issuer.public_bytes(), []):
             try:
                 cert.verify_directly_issued_by(ca.cert)
@@ -142,13 +144,14 @@ class CertificateVerifier:
             "untrusted_cert", f"no trusted manufacturing CA issued {cert.subject.rfc4514_string()}"
         )
 
-    def _verify_cold(self, cert: x509.Certificate, fp: str, tenant: str | None) -> VerifiedDevice:
-        ca = self._issuer(cert)
+    def _verify_cold(
+        self, cert: x509.Certificate, fp: str, tenant: str | None, now: float
+    ) -> VerifiedDevice:
+        ca = self._issuer(cert, now)
         if tenant is not None and ca.tenant != tenant:
             raise CertificateRejectedError(
                 "untrusted_cert", f"the issuer belongs to another tenant than {tenant!r}"
             )
-        now = self.clock()
         if not cert.not_valid_before_utc.timestamp() <= now < cert.not_valid_after_utc.timestamp():
             raise CertificateRejectedError(
                 "cert_expired", f"outside its validity window (until {cert.not_valid_after_utc})"
