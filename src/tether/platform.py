@@ -99,8 +99,12 @@ class Platform:
 
     @cached_property
     def rejects(self) -> RejectLog:
-        return RejectLog(self.settings.resolved_entity_url(), self.stream("dead-letter"),
-                         self.registry, self.device_state)
+        return RejectLog(
+            self.settings.resolved_entity_url(),
+            self.stream("dead-letter"),
+            self.registry,
+            self.device_state,
+        )
 
     def capabilities_in_use(self, serials: Iterable[str]) -> dict[str, list[str]]:
         """For each device, the capabilities both it and the platform will use."""
