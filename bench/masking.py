@@ -1,6 +1,6 @@
 """Masking throughput: Polars and Spark engines against a row-at-a-time baseline.
 
-    python bench/mask_throughput.py [--rows 1000000] [--notes 2000] [--no-spark]
+    python bench/masking.py [--rows 1000000] [--notes 2000] [--no-spark]
 
 Generates synthetic tool telemetry, masks its structured columns with the Polars
 engine, the Spark engine (local[*]), and a baseline that runs one Python UDF per
