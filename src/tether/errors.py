@@ -7,7 +7,8 @@ subprocesses) are translated into this tree at the adapter boundary.
     TetherError
     ├── SettingsError            a configuration key is missing or malformed
     ├── EngineError              an engine (database, broker, token) failed or is missing
-    │   └── MissingExtraError    an optional dependency is not installed
+    │   ├── MissingExtraError    an optional dependency is not installed
+    │   └── MigrationRequiredError   a database's schema is behind: run tether migrate
     ├── CustodyError             a key could not be created, found or used
     ├── IdentityError            a certificate, CSR or serial is not acceptable
     │   ├── InvalidSerialError
@@ -47,6 +48,25 @@ class MissingExtraError(EngineError):
         )
         self.module = module
         self.extra = extra
+
+
+class MigrationRequiredError(EngineError):
+    """A PostgreSQL database has no tether schema yet, or an older one: run ``tether migrate``.
+
+    ``store`` names the store ("entity store", "telemetry store"); ``found`` is the
+    schema revision the database is at (None when it has none) and ``needed`` the
+    one this tether runs on.
+    """
+
+    def __init__(self, store: str, where: str, found: str | None, needed: str) -> None:
+        at = "has no tether schema yet" if found is None else f"is at schema revision {found}"
+        super().__init__(
+            f"the {store} at {where} {at}; this tether needs revision {needed}: "
+            "run `tether migrate` (it upgrades the entity and telemetry databases)"
+        )
+        self.store = store
+        self.found = found
+        self.needed = needed
 
 
 class CustodyError(TetherError):

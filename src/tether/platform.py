@@ -17,13 +17,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tether.accounts import AccountStore, SqlAccounts
 from tether.classes.catalog import ClassCatalog, load_catalog
 from tether.devices.secure_element import SecureElementStore
+from tether.doors.backlog import Backlog
 from tether.errors import ConflictError, NotFoundError
 from tether.gate.devices import DeviceDirectory
 from tether.gate.pipeline import Gate
+from tether.gate.ratelimit import RecordBudget
+from tether.gate.worker import GATE_GROUP
 from tether.identity.ca import Authority
 from tether.identity.provisioning import Provisioner
 from tether.identity.verifier import CertificateVerifier
 from tether.keys import KeyCustody, SigningKey, open_custody
+from tether.projections.projector import CONSUMER as PROJECTOR
 from tether.projections.projector import Projector
 from tether.projections.rejects import RejectLog
 from tether.projections.state import DeviceStateStore
@@ -32,6 +36,7 @@ from tether.registry.sql import SqlRegistry
 from tether.settings import Settings
 from tether.store.telemetry.base import TelemetryStore, open_telemetry_store
 from tether.stream.base import Stream, open_stream
+from tether.stream.group import WorkGroup, open_group
 
 FIRMWARE_KEY_LABEL = "platform/firmware-signing"
 
@@ -42,18 +47,29 @@ class Platform:
     registry: DeviceRegistry
     custody: KeyCustody
     clock: Callable[[], float] = field(default=time.time)
+    # What dates certificates and revocation lists. TLS stacks outside tether
+    # (Mosquitto, HTTPS clients) judge those by the machine's clock, so a platform
+    # on a simulated clock keeps this one on the machine's (None: ``clock``).
+    pki_clock: Callable[[], float] | None = None
     _streams: dict[str, Stream] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Platform:
+    def open(
+        cls,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        pki_clock: Callable[[], float] | None = None,
+    ) -> Platform:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         registry = SqlRegistry(settings.resolved_entity_url())
         custody = open_custody(settings.resolved_keys_url())
-        return cls(settings, registry, custody, clock)
+        return cls(settings, registry, custody, clock, pki_clock)
 
     @cached_property
     def authority(self) -> Authority:
-        return Authority(self.registry, self.custody, self.settings.identity, self.clock)
+        return Authority(
+            self.registry, self.custody, self.settings.identity, self.pki_clock or self.clock
+        )
 
     @cached_property
     def provisioner(self) -> Provisioner:
@@ -76,14 +92,38 @@ class Platform:
         return self._streams[name]
 
     @cached_property
+    def backlog(self) -> Backlog:
+        """How far the telemetry store is behind the event log, for the doors' backpressure."""
+        return Backlog(self.stream("events"), PROJECTOR, self.settings.ingest.max_backlog)
+
+    @cached_property
+    def gate_group(self) -> WorkGroup:
+        """This process's place in the gate workers' group on the raw stream."""
+        return open_group(
+            self.settings.resolved_stream_url(),
+            "raw",
+            GATE_GROUP,
+            lease_seconds=self.settings.ingest.lease_seconds,
+        )
+
+    @cached_property
     def devices(self) -> DeviceDirectory:
         return DeviceDirectory(self.registry, self.verifier, self.catalog, self.clock)
 
     @cached_property
     def gate(self) -> Gate:
-        return Gate(
-            self.devices, self.stream("events"), self.stream("dead-letter"), bonds=self.accounts
-        )
+        """The gate of the front doors, holding each device to its record budget."""
+        ingest = self.settings.ingest
+        return self._gate(RecordBudget(ingest.device_records_per_second, ingest.device_burst))
+
+    @cached_property
+    def replay_gate(self) -> Gate:
+        """The gate for replays: the same checks, without budgets (the records are in hand)."""
+        return self._gate(None)
+
+    def _gate(self, budget: RecordBudget | None) -> Gate:
+        events, dead_letter = self.stream("events"), self.stream("dead-letter")
+        return Gate(self.devices, events, dead_letter, bonds=self.accounts, budget=budget)
 
     @cached_property
     def device_state(self) -> DeviceStateStore:
@@ -158,6 +198,8 @@ class Platform:
             self.secure_elements.close()
         if "accounts" in self.__dict__:
             self.accounts.close()
+        if "gate_group" in self.__dict__:
+            self.gate_group.close()
         for stream in self._streams.values():
             stream.close()
         for name in ("device_state", "telemetry", "rejects"):

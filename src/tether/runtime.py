@@ -1,10 +1,13 @@
-"""What ``tether serve`` runs beside its HTTP servers.
+"""What ``tether serve`` runs beside its HTTP servers, and what ``tether worker`` runs.
 
-The MQTT front door (Mosquitto and its revocation enforcer), the ingest bridge,
-the gate worker that judges MQTT records, the projector that fills the telemetry
-store and device state, the reject log, and the raw stream's retention. Each
-loop runs in its own thread and survives its own failures: a failed pass is
-logged and retried.
+The MQTT front door (Mosquitto and its revocation enforcer), and the roles: the
+ingest bridge (``bridge``), the gate worker that judges MQTT records (``gate``),
+the projector that fills the telemetry store and device state (``projector``),
+the reject log (``rejects``) and the raw stream's retention (``retention``).
+``tether serve`` runs the roles named in ``workers.in_serve`` (all by default);
+on production engines the others run in ``tether worker`` processes, any number
+of them for ``gate``. Each loop runs in its own thread and survives its own
+failures: a failed pass is logged and retried.
 """
 
 from __future__ import annotations
@@ -12,49 +15,95 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
-from tether.contract.codes import ACCEPTED, REJECTED
 from tether.doors.mqtt.bridge import IngestBridge
-from tether.doors.mqtt.broker import legacy_topics
+from tether.doors.mqtt.broker import BrokerLayout, legacy_topics
 from tether.doors.mqtt.frontdoor import MqttFrontDoor
+from tether.doors.mqtt.notices import NoticeClient, Send, notifier
 from tether.gate.pipeline import Outcome
 from tether.gate.worker import GateWorker
 from tether.platform import Platform
-from tether.projections.state import agreed_capabilities
+from tether.settings import ROLES
 
 log = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, platform: Platform, mqtt: bool = True, idle_seconds: float = 0.05) -> None:
+    """The front door (``mqtt``) and the roles of one process, each in its own thread.
+
+    ``mqtt`` says whether the MQTT door is in use at all: when it is off, no role
+    speaks MQTT (no bridge, no notices). ``front_door`` runs Mosquitto here.
+    """
+
+    def __init__(
+        self,
+        platform: Platform,
+        mqtt: bool = True,
+        idle_seconds: float = 0.05,
+        roles: Iterable[str] = ROLES,
+        front_door: bool = True,
+    ) -> None:
         self.platform = platform
         self.mqtt = mqtt
         self.idle_seconds = idle_seconds
+        self.roles = frozenset(roles)
+        unknown = self.roles - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}; known: {', '.join(ROLES)}")
+        self.run_front_door = front_door and mqtt
         self.front_door: MqttFrontDoor | None = None
         self.bridge: IngestBridge | None = None
+        self.notices: NoticeClient | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._trimmed_at = float("-inf")
 
     def start(self) -> None:
         p = self.platform
-        if self.mqtt:
-            self.front_door = MqttFrontDoor(p)
-            self.front_door.start()
-            self.bridge = IngestBridge(
-                self.front_door.layout,
-                p.settings.mqtt,
-                p.stream("raw"),
-                legacy_topics(p.settings.mqtt, p.catalog),
-                p.clock,
-            )
-            self.bridge.start()
-        worker = GateWorker(p.stream("raw"), p.gate, self._notify, p.settings.ingest.batch)
-        self._loop("gate-worker", worker.run_once)
-        self._loop("projector", p.projector.run_once)
-        self._loop("rejects", p.rejects.run_once)
-        self._loop("retention", self._trim_raw)
+        layout = BrokerLayout(Path(p.settings.data_dir) / "broker")
+        try:
+            if self.run_front_door:
+                self.front_door = MqttFrontDoor(p, layout)
+                self.front_door.start()
+            if self.mqtt and "bridge" in self.roles:
+                self.bridge = IngestBridge(
+                    layout,
+                    p.settings.mqtt,
+                    p.stream("raw"),
+                    legacy_topics(p.settings.mqtt, p.catalog),
+                    p.clock,
+                    p.backlog,
+                )
+                self.bridge.start()
+            if "gate" in self.roles:
+                worker = GateWorker(
+                    p.gate_group, p.gate, self._notifier(layout), p.settings.ingest.batch
+                )
+                self._loop("gate-worker", worker.run_once)
+        except BaseException:
+            self.stop()
+            raise
+        if "projector" in self.roles:
+            self._loop("projector", p.projector.run_once)
+        if "rejects" in self.roles:
+            self._loop("rejects", p.rejects.run_once)
+        if "retention" in self.roles:
+            self._loop("retention", self._retention)
+
+    def _notifier(self, layout: BrokerLayout) -> Callable[[Sequence[Outcome]], None] | None:
+        """How the gate tells devices: through the bridge, a notice session, or not at all."""
+        if not self.mqtt:
+            return None
+        send: Send
+        if self.bridge is not None:
+            send = self.bridge.send
+        else:
+            self.notices = NoticeClient(layout, self.platform.settings.mqtt.internal_port)
+            self.notices.start()
+            send = self.notices.send
+        return notifier(send, self.platform.catalog)
 
     def _loop(self, name: str, step: Callable[[], int]) -> None:
         def run() -> None:
@@ -71,36 +120,30 @@ class Runtime:
         thread.start()
         self._threads.append(thread)
 
-    def _trim_raw(self) -> int:
-        """Drop raw records past their retention, once an hour; they stay replayable until."""
+    def _retention(self) -> int:
+        """Once an hour: drop raw records and stored events past their retention."""
         now = time.monotonic()
         if now - self._trimmed_at < 3600:
             return 0
         self._trimmed_at = now
-        cutoff = self.platform.clock() - self.platform.settings.raw_retention_days * 86400
+        settings = self.platform.settings
+        cutoff = self.platform.clock() - settings.raw_retention_days * 86400
         removed = self.platform.stream("raw").trim(cutoff)
         if removed:
             log.info("dropped %d raw records older than the retention window", removed)
+        if settings.telemetry_retention_days is not None:
+            cutoff = self.platform.clock() - settings.telemetry_retention_days * 86400
+            removed = self.platform.telemetry.delete_before(int(cutoff * 1000))
+            if removed:
+                log.info("dropped %d stored events older than the retention window", removed)
         return 0
-
-    def _notify(self, outcomes: Sequence[Outcome]) -> None:
-        """Tell MQTT devices about rejects and about the capabilities now in use."""
-        if self.bridge is None:
-            return
-        for o in outcomes:
-            if o.outcome == REJECTED:
-                self.bridge.send(
-                    o.serial, "rejects", {"seq": o.seq, "code": o.code, "detail": o.detail}
-                )
-            elif o.outcome == ACCEPTED and o.event is not None and o.event.type == "hello":
-                runtime = self.platform.catalog.get(o.event.device_class)
-                use = agreed_capabilities(runtime, o.event.body.get("capabilities", []))
-                self.bridge.send(o.serial, "commands", {"type": "capabilities", "use": use})
 
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        if self.notices is not None:
+            self.notices.stop()
         if self.bridge is not None:
             self.bridge.stop()
         if self.front_door is not None:

@@ -16,7 +16,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -52,6 +52,9 @@ class MqttSettings(_Section):
     mosquitto: str = "mosquitto"
     # Names the broker's server certificate is valid for.
     hostnames: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    # Messages the broker holds per session (the bridge's, while it is down or the
+    # stores push back) before it drops new ones: size it for the longest stall.
+    max_queued_messages: int = Field(default=1_000_000, ge=1000)
     # Legacy publish topics beyond those the class packs declare ({serial} = the serial).
     legacy_topics: list[str] = Field(default_factory=list)
 
@@ -68,13 +71,34 @@ class IngestSettings(_Section):
     # Per credential (account or device) on the HTTPS door: sustained rate and burst.
     requests_per_second: float = Field(default=50.0, gt=0)
     burst: float = Field(default=100.0, ge=1)
+    # Per device, on the records' arrival times: records a second and burst; a record
+    # over budget is refused as rate_limited (the sender keeps it and sends it later).
+    device_records_per_second: float = Field(default=10.0, gt=0)
+    device_burst: float = Field(default=1000.0, ge=1)
+    # Accepted events not yet in the telemetry store beyond which the doors push back
+    # (HTTPS: 429 with Retry-After; MQTT: the bridge leaves messages with the broker).
+    max_backlog: int = Field(default=100_000, ge=1)
+    # A gate worker that holds raw records this long without finishing them (it died
+    # or stalled) loses them to the other workers.
+    lease_seconds: float = Field(default=30.0, gt=0)
     # Records the gate judges at a time when it consumes the raw stream.
     batch: int = Field(default=500, ge=1, le=10_000)
 
 
+Role = Literal["bridge", "gate", "projector", "rejects", "retention"]
+ROLES: tuple[Role, ...] = ("bridge", "gate", "projector", "rejects", "retention")
+
+
+class WorkersSettings(_Section):
+    # The roles `tether serve` runs in its own process; the others run in
+    # `tether worker` processes (the gate in as many as the load needs).
+    in_serve: list[Role] = Field(default_factory=lambda: list(ROLES))
+
+
 class Settings(_Section):
     data_dir: Path = Path(".tether")
-    # Entity store (tenants, CAs, device registry): sqlite:///... or postgresql://...
+    # Entity store (registry, accounts, device state, rejects): sqlite:///... or
+    # postgresql://... (PostgreSQL: run `tether migrate` first).
     entity_url: str = ""
     # Key custody for CA keys: file:<dir> or pkcs11:token=<label>?module-path=<lib>&pin-value=<pin>
     keys_url: str = ""
@@ -84,18 +108,22 @@ class Settings(_Section):
     secure_elements_url: str = ""
     # Raw stream, accepted-event log and dead-letter stream: sqlite:///... (nats://... later).
     stream_url: str = ""
-    # Telemetry store (accepted events by device and time): sqlite:///... (postgresql://... later).
+    # Telemetry store (accepted events by device and time): sqlite:///... or
+    # postgresql://... (partitioned by day; run `tether migrate` first).
     telemetry_url: str = ""
     admin_token: str = ""
     # Directories of extra device class packs (*.yaml); a pack here replaces a shipped one.
     class_packs: list[Path] = Field(default_factory=list)
     # How long raw records are kept for replay.
     raw_retention_days: float = Field(default=30, gt=0)
+    # How long accepted events stay in the telemetry store (by corrected time); unset: for ever.
+    telemetry_retention_days: float | None = Field(default=None, gt=0)
     http: HttpSettings = HttpSettings()
     https: HttpsSettings = HttpsSettings()
     mqtt: MqttSettings = MqttSettings()
     identity: IdentitySettings = IdentitySettings()
     ingest: IngestSettings = IngestSettings()
+    workers: WorkersSettings = WorkersSettings()
 
     def resolved_entity_url(self) -> str:
         return self.entity_url or f"sqlite:///{self.data_dir / 'entity.sqlite'}"

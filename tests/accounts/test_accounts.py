@@ -11,6 +11,7 @@ from tests.accounts.conftest import Fleet
 from tether.accounts.base import hash_token
 from tether.accounts.sql import accounts as accounts_table
 from tether.errors import AuthenticationError, NotFoundError
+from tether.registry.sql import make_engine
 
 
 def test_an_account_is_a_random_pseudonymous_id_and_a_tenant(fleet: Fleet) -> None:
@@ -41,7 +42,7 @@ def test_tokens_authenticate_their_account_and_only_their_hash_is_stored(fleet: 
     assert store.authenticate(first) == account
     assert store.authenticate(second) == account
 
-    raw = b"".join(p.read_bytes() for p in fleet.data_dir.glob("entity.sqlite*"))
+    raw = entity_store_bytes(fleet)
     assert hash_token(first).encode() in raw
     assert first.encode() not in raw and second.encode() not in raw
 
@@ -84,8 +85,28 @@ def test_account_and_token_changes_are_audited_without_the_token(fleet: Fleet) -
     assert entries[0].detail == entries[1].detail == f"tok_{hash_token(token)[:12]}"
 
 
+def entity_store_bytes(fleet: Fleet) -> bytes:
+    """Everything the entity store holds: its SQLite files, or every row of every table."""
+    url = fleet.platform.settings.resolved_entity_url()
+    if url.startswith("sqlite"):
+        return b"".join(p.read_bytes() for p in fleet.data_dir.glob("entity.sqlite*"))
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = sa.inspect(conn).get_table_names()
+            rows = [
+                repr(tuple(row)).encode()
+                for table in tables
+                for row in conn.execute(sa.text(f'SELECT * FROM "{table}"'))
+            ]
+    finally:
+        engine.dispose()
+    assert rows
+    return b"\n".join(rows)
+
+
 def test_the_accounts_tables_live_in_the_entity_store(fleet: Fleet) -> None:
-    engine = sa.create_engine(fleet.platform.settings.resolved_entity_url())
+    engine = make_engine(fleet.platform.settings.resolved_entity_url())
     try:
         names = set(sa.inspect(engine).get_table_names())
     finally:

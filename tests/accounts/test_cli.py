@@ -8,13 +8,18 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests.accounts.conftest import Fleet
+from tests.pg import SETTINGS_FILE
 from tether.cli.main import app
 
 runner = CliRunner()
 
 
 def _run(data_dir: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["--data-dir", str(data_dir), *args], catch_exceptions=True)
+    # The data directory's settings file names the entity store when it is not SQLite.
+    config = ["--config", str(data_dir / SETTINGS_FILE)]
+    result = runner.invoke(
+        app, ["--data-dir", str(data_dir), *config, *args], catch_exceptions=True
+    )
     text = result.output
     if result.exception and not isinstance(result.exception, SystemExit):
         text += repr(result.exception)

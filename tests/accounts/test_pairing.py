@@ -19,6 +19,7 @@ from tests.accounts.conftest import Fleet, make_fleet
 from tests.identity.conftest import Clock
 from tether.accounts.base import CHALLENGE_TTL_SECONDS, Account
 from tether.errors import ConflictError, NotFoundError
+from tether.registry.sql import make_engine
 
 
 def _owned(fleet: Fleet, serial: str) -> Account:
@@ -213,7 +214,7 @@ def test_the_database_holds_at_most_one_current_owner(fleet: Fleet) -> None:
     serial = fleet.acme[0]
     a = _owned(fleet, serial)
     b = store.create_account("acme", fleet.clock())
-    engine = sa.create_engine(fleet.platform.settings.resolved_entity_url())
+    engine = make_engine(fleet.platform.settings.resolved_entity_url())
     try:
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
             conn.execute(

@@ -8,11 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tether.classes import load_catalog
+from tether.contract.jsonform import plain
 from tether.contract.records import (
     EARLIEST_TS_MS,
     corrected_time,
+    decode_json,
+    decode_json_plain,
     decode_legacy,
     decode_payload,
+    read_json,
     split_record,
 )
 from tether.errors import RecordRejectedError
@@ -142,3 +146,74 @@ def test_a_million_fuzzed_inputs_raise_nothing_but_typed_rejections() -> None:
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "nothing else escaped" in res.stdout
+
+
+# The fast JSON path against the plain decoder: the same envelope or the same refusal.
+_EDGES = [0, -1, 1, (1 << 31) - 1, 1 << 31, (1 << 63) - 1, 1 << 63, -(1 << 63), -(1 << 63) - 1]
+_odd = st.integers() | st.sampled_from(
+    [*_EDGES, (1 << 64) - 1, 1 << 64, True, False, 1.0, 5.5, None, "5", [1]]
+)
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(1 << 80), max_value=1 << 80)
+    | st.floats()
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@st.composite
+def _json_payloads(draw: st.DrawFn) -> bytes:
+    """Envelopes mostly valid field by field, then odd JSON and odd bytes.
+
+    Hypothesis leans to small draws: 0.0 from ``rng.random()`` takes the common path.
+    """
+    rng = draw(st.randoms(use_true_random=False))
+
+    def pick(valid: object, odd: st.SearchStrategy[object]) -> object:
+        return valid if rng.random() < 0.8 else draw(odd)
+
+    fields: dict[str, object] = {
+        "device": pick("RC-1", st.sampled_from(["RC-2", "", 5, None])),
+        "seq": pick(rng.randrange(1 << 64), _odd),
+        "ts": pick(rng.randrange(-(1 << 63), 1 << 63), _odd),
+        "type": pick(rng.choice(["health", "é"]), st.sampled_from(["", 3, None])),
+        "v": pick(rng.randrange(1, 1 << 31), _odd),
+        "body": pick(draw(st.dictionaries(st.text(max_size=5), _json_values)), _json_values),
+    }
+    drop = rng.sample(sorted(fields), 1) if rng.random() > 0.9 else []
+    doc = {k: v for k, v in fields.items() if k not in drop}
+    if rng.random() > 0.7:
+        doc["extra"] = draw(_json_values)
+    text = json.dumps(
+        doc,
+        ensure_ascii=rng.random() < 0.5,
+        separators=rng.choice([(",", ":"), (", ", ": ")]),
+    )
+    if rng.random() > 0.9:  # a key twice: the last one counts
+        text = text[:-1] + f',"{rng.choice(sorted(fields))}":{json.dumps(draw(_odd))}' + "}"
+    data = text.encode()
+    if rng.random() > 0.9:  # a byte changed, dropped or added
+        at = rng.randrange(len(data) + 1)
+        data = data[:at] + rng.randbytes(rng.randrange(3)) + data[at + 1 :]
+    return data
+
+
+def _decoded(fn: object, data: bytes) -> str:
+    try:
+        return repr(fn(data, "RC-1"))  # type: ignore[operator]
+    except RecordRejectedError as exc:
+        return repr(("rejected", exc.code, exc.detail, exc.seq))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_json_payloads() | st.binary(max_size=40).map(lambda b: b"{" + b))
+def test_the_fast_json_path_decodes_as_the_plain_decoder(data: bytes) -> None:
+    # repr tells 1 from 1.0 and 0.0 from -0.0, which == would not
+    assert _decoded(decode_json, data) == _decoded(decode_json_plain, data)
+    with contextlib.suppress(RecordRejectedError):
+        seq, ts, _, v, body, plain_values = read_json(data, "RC-1")
+        if plain_values:  # what the decoder vouches for, the walk confirms
+            assert plain(body) and type(seq) is int and type(ts) is int and type(v) is int

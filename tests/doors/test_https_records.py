@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from tests.gate.conftest import Device, provision
 from tests.identity.conftest import Clock, open_platform
+from tests.platforms import PLATFORM_ENGINES, platform_data_dir
 from tether.platform import Platform
 from tether.service.app import create_app
 from tether.service.tls import https_config
@@ -27,12 +28,13 @@ HEALTH = {"battery_pct": 80}
 NOW_S = 1_790_000_100.0
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[Platform]:
-    p = open_platform(tmp_path / "t", Clock(NOW_S), admin_token="op")
-    p.authority.init_tenant("acme")
-    yield p
-    p.close()
+@pytest.fixture(params=PLATFORM_ENGINES)
+def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
+    with platform_data_dir(request, tmp_path / "t") as data_dir:
+        p = open_platform(data_dir, Clock(NOW_S), admin_token="op")
+        p.authority.init_tenant("acme")
+        yield p
+        p.close()
 
 
 @pytest.fixture

@@ -103,6 +103,22 @@ def test_nats_lifecycle() -> None:
 
 
 @pytest.mark.engine("nats")
+def test_nats_kill_and_restart_keep_the_port_and_the_store() -> None:
+    with NatsInstance() as server:
+        port = server.port
+        server.kill()
+        assert not server.running()
+        assert not listening("127.0.0.1", port)
+        server.restart()
+        assert server.port == port
+        assert listening("127.0.0.1", port)
+        assert server.healthz() == (200, {"status": "ok"})
+        status, jsz = server.monitor("jsz")
+        assert status == 200
+        assert jsz["config"]["store_dir"].startswith(str(server.store_dir))
+
+
+@pytest.mark.engine("nats")
 def test_nats_cluster_elects_a_jetstream_leader() -> None:
     with NatsCluster(3) as cluster:
         assert len(cluster.urls) == 3

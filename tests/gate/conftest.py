@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.identity.conftest import Clock, open_platform
+from tests.platforms import PLATFORM_ENGINES, platform_data_dir
 from tether.devices.secure_element import SecureElement
 from tether.gate import Submission
 from tether.platform import Platform
@@ -65,9 +66,10 @@ def clock() -> Clock:
     return Clock(1_790_000_100.0)
 
 
-@pytest.fixture
-def platform(tmp_path: Path, clock: Clock) -> Iterator[Platform]:
-    p = open_platform(tmp_path / "tether", clock)
-    p.authority.init_tenant("acme")
-    yield p
-    p.close()
+@pytest.fixture(params=PLATFORM_ENGINES)
+def platform(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Platform]:
+    with platform_data_dir(request, tmp_path / "tether") as data_dir:
+        p = open_platform(data_dir, clock)
+        p.authority.init_tenant("acme")
+        yield p
+        p.close()

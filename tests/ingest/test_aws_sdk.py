@@ -117,8 +117,7 @@ def settle(platform: Platform, serial: str, published: int) -> None:
 
     wait_for(lambda: len(offsets()) >= published, f"{published} raw records from {serial}")
     assert len(offsets()) == published  # one raw record per QoS 1 message, no more
-    last = max(offsets())
-    wait_for(lambda: raw.position("gate") >= last, "the gate worker")
+    wait_for(lambda: platform.gate_group.pending() == 0, "the gate worker")
     events = platform.stream("events")
     end = events.last_offset()
     wait_for(lambda: events.position("projector") >= end, "the projector")

@@ -11,6 +11,8 @@ import pytest
 
 from tests.gate.conftest import Device
 from tests.mqtt.helpers import Session, TlsFiles
+from tests.pg import SETTINGS_FILE
+from tests.platforms import PLATFORM_ENGINES, platform_data_dir
 from tether.platform import Platform
 from tether.runtime import Runtime
 from tether.settings import load_settings
@@ -20,20 +22,21 @@ pytestmark = pytest.mark.engine("mosquitto")
 HEALTH = {"battery_pct": 64, "link": "wifi"}
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[Platform]:
-    settings = load_settings(
-        {
-            "data_dir": str(tmp_path / "t"),
-            "mqtt": {"port": free_port(), "internal_port": free_port()},
-        },
-        config_file=tmp_path / "none.toml",
-        environ={},
-    )
-    p = Platform.open(settings)
-    p.authority.init_tenant("acme")
-    yield p
-    p.close()
+@pytest.fixture(params=PLATFORM_ENGINES)
+def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
+    with platform_data_dir(request, tmp_path / "t") as data_dir:
+        settings = load_settings(
+            {
+                "data_dir": str(data_dir),
+                "mqtt": {"port": free_port(), "internal_port": free_port()},
+            },
+            config_file=data_dir / SETTINGS_FILE,
+            environ={},
+        )
+        p = Platform.open(settings)
+        p.authority.init_tenant("acme")
+        yield p
+        p.close()
 
 
 @pytest.fixture

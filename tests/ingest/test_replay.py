@@ -13,14 +13,16 @@ from __future__ import annotations
 import base64
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.gate.conftest import Device
 from tests.identity.conftest import Clock, open_platform
+from tests.platforms import PLATFORM_ENGINES, platform_data_dir
 from tether.gate.pipeline import Gate
 from tether.gate.replay import replay
 from tether.gate.submission import AcceptedEvent, Submission
@@ -61,7 +63,7 @@ def forged(record: bytes) -> bytes:
 def arrive(p: Platform, subs: list[Submission]) -> None:
     """What the MQTT doors do: make records durable in the raw stream; the worker judges."""
     p.stream("raw").append([s.entry() for s in subs])
-    GateWorker(p.stream("raw"), p.gate).drain()
+    GateWorker(p.gate_group, p.gate).drain()
 
 
 def everything(stream: Stream) -> list[StoredEntry]:
@@ -162,7 +164,7 @@ def test_replaying_the_raw_stream_rebuilds_the_same_accepted_events(tmp_path: Pa
 
         # Replayed into the live log it changes nothing: all duplicates or rejects.
         before = p.stream("events").last_offset()
-        again = replay(p.stream("raw"), p.gate, 0)
+        again = replay(p.stream("raw"), p.replay_gate, 0)
         assert again["accepted"] == 0 and again["duplicate"] == 10 + 4
         assert p.stream("events").last_offset() == before
     finally:
@@ -173,8 +175,20 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def test_a_gate_bug_is_repaired_by_replay_without_second_copies(tmp_path: Path) -> None:
-    """A too strict pack refuses good carts; a replay through the fixed pack takes exactly those."""
+@pytest.fixture(params=PLATFORM_ENGINES)
+def data_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    with platform_data_dir(request, tmp_path / "t") as prepared:
+        yield prepared
+
+
+def test_a_gate_bug_is_repaired_by_replay_without_second_copies(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """A too strict pack refuses good carts; a replay through the fixed pack takes exactly those.
+
+    On both sets of engines: the raw stream, event log and stores of production
+    (JetStream, PostgreSQL) behave as the embedded ones.
+    """
     assert SHIPPED_CART.count(BATTERY) == 1
     strict, fixed = tmp_path / "strict", tmp_path / "fixed"
     strict.mkdir()
@@ -184,7 +198,6 @@ def test_a_gate_bug_is_repaired_by_replay_without_second_copies(tmp_path: Path) 
         SHIPPED_CART.replace(BATTERY, BATTERY.replace("100", "50"))
     )
     (fixed / "retail-cart.yaml").write_text(SHIPPED_CART)  # the operator's corrected pack
-    data_dir = tmp_path / "t"
     arrival = NOW_S * 1000
 
     p = open_platform(data_dir, Clock(NOW_S), class_packs=[str(strict)])
@@ -226,7 +239,7 @@ def test_a_gate_bug_is_repaired_by_replay_without_second_copies(tmp_path: Path) 
     try:
         raw_last = p.stream("raw").last_offset()
         events_last = p.stream("events").last_offset()
-        counts = replay(p.stream("raw"), p.gate, 0)
+        counts = replay(p.stream("raw"), p.replay_gate, 0)
         assert counts == Counter(duplicate=len(good) + 1, accepted=4, rejected=2)
         after = events_by_key(p.stream("events"))
         assert set(after) == good | wrongly_refused  # no key twice (events_by_key checks)
@@ -243,7 +256,7 @@ def test_a_gate_bug_is_repaired_by_replay_without_second_copies(tmp_path: Path) 
             for e in stored:
                 assert e.body["battery_pct"] == levels[(e.seq or 0) - 1]
         # A second replay finds nothing left to repair.
-        assert replay(p.stream("raw"), p.gate, 0)["accepted"] == 0
+        assert replay(p.stream("raw"), p.replay_gate, 0)["accepted"] == 0
         assert p.stream("events").last_offset() == events_last + 4
     finally:
         p.close()

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from tests.gate.conftest import Device, provision, submit
 from tests.identity.conftest import Clock, open_platform
+from tests.pg import SETTINGS_FILE
+from tests.platforms import PLATFORM_ENGINES, platform_data_dir
 from tether.cli.main import app as cli
 from tether.platform import Platform
 from tether.service.app import create_app
@@ -19,12 +21,13 @@ AUTH = {"Authorization": "Bearer op"}
 HEALTH = {"battery_pct": 50}
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[Platform]:
-    p = open_platform(tmp_path / "t", Clock(1_790_000_100.0), admin_token="op")
-    p.authority.init_tenant("acme")
-    yield p
-    p.close()
+@pytest.fixture(params=PLATFORM_ENGINES)
+def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
+    with platform_data_dir(request, tmp_path / "t") as data_dir:
+        p = open_platform(data_dir, Clock(1_790_000_100.0), admin_token="op")
+        p.authority.init_tenant("acme")
+        yield p
+        p.close()
 
 
 def landed(p: Platform, cart: Device) -> None:
@@ -65,7 +68,9 @@ def test_events_cli(platform: Platform) -> None:
     cart = provision(platform, "retail-cart")
     landed(platform, cart)
     runner = CliRunner()
-    base = ["--data-dir", str(platform.settings.data_dir)]
+    data_dir = platform.settings.data_dir
+    engines = data_dir / SETTINGS_FILE  # the production engines' URLs, when there are any
+    base = ["--data-dir", str(data_dir), *(["--config", str(engines)] if engines.exists() else [])]
     out = runner.invoke(cli, [*base, "events", "tail", cart.serial, "-n", "2"]).output
     assert "health" in out and cart.serial in out
     out = runner.invoke(cli, [*base, "events", "gaps", cart.serial]).output

@@ -1,9 +1,9 @@
 """The telemetry store conformance suite runs once per engine in ``TELEMETRY_ENGINES``.
 
-``telemetry_url`` gives each test a fresh, empty store. Adding an engine is one
-branch here: ``postgres`` would ask for the session's cluster with
-``request.getfixturevalue("postgres")`` (so only its tests start it) and return
-the URL of a new database; nothing else in the suite changes.
+``telemetry_url`` gives each test a fresh, empty store. ``sqlite`` is a file in
+the test's directory; ``postgres`` asks for the session's cluster with
+``request.getfixturevalue("postgres")`` (so only its tests start it) and returns
+the URL of a new database copied from a migrated template, dropped after the test.
 """
 
 from __future__ import annotations
@@ -14,17 +14,23 @@ from typing import Any
 
 import pytest
 
+from tests.pg import fresh_database
+from tether.store import migrations
 from tether.store.telemetry import TelemetryEvent, TelemetryStore, open_telemetry_store
 
-TELEMETRY_ENGINES = ["sqlite"]
+TELEMETRY_ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.engine("postgres"))]
 
 
 @pytest.fixture(params=TELEMETRY_ENGINES)
-def telemetry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def telemetry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a fresh telemetry store, one per engine name."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'telemetry' / 'telemetry.sqlite'}"
-    raise AssertionError(f"no fixture for telemetry engine {request.param!r}")
+        yield f"sqlite:///{tmp_path / 'telemetry' / 'telemetry.sqlite'}"
+    elif request.param == "postgres":
+        with fresh_database(request.getfixturevalue("postgres"), migrations.TELEMETRY) as url:
+            yield url
+    else:
+        raise AssertionError(f"no fixture for telemetry engine {request.param!r}")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tether.store.telemetry import TelemetryStore, open_telemetry_store
 @pytest.mark.parametrize(
     ("url", "match"),
     [
-        ("postgresql://localhost/tether", "unknown scheme 'postgresql'"),
+        ("mysql://localhost/tether", "unknown scheme 'mysql'"),
         ("telemetry.sqlite", r"unknown scheme '\(none\)'"),
         ("sqlite:///", "names no database file"),
         ("sqlite:///t.sqlite?cache=shared", "unknown parameter 'cache'"),

@@ -29,11 +29,11 @@ def test_the_table_is_clustered_by_device_and_time(conn: sqlite3.Connection) -> 
 
 
 def test_latest_and_by_device_are_primary_key_range_scans(conn: sqlite3.Connection) -> None:
-    from tether.store.telemetry import sqlite as engine
+    from tether.store.telemetry import base as engine
 
     latest = plan(
         conn,
-        f"SELECT {engine._COLUMNS} FROM telemetry WHERE serial = ? ORDER BY {engine._DESC} LIMIT ?",
+        f"SELECT {engine.COLUMNS} FROM telemetry WHERE serial = ? ORDER BY {engine.DESC} LIMIT ?",
         "SN1",
         50,
     )

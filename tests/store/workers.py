@@ -15,3 +15,11 @@ def write_events(url: str, events: list[TelemetryEvent], batch: int, start: Any,
         for i in range(0, len(events), batch):
             inserted += sum(store.write(events[i : i + batch]))
     out.put(inserted)
+
+
+def migrate(url: str, start: Any, out: Any) -> None:
+    """Wait for ``start``, migrate the telemetry database, report the revisions applied."""
+    from tether.store import migrations
+
+    start.wait(timeout=60)
+    out.put(migrations.upgrade(migrations.TELEMETRY, url).applied)

@@ -30,5 +30,8 @@ def test_ports_import_no_driver() -> None:
 
 
 def test_engines_are_an_explicit_table() -> None:
-    assert tether.stream.ENGINES == {"sqlite": "tether.stream.sqlite:SqliteStream"}
-    assert set(tether.store.telemetry.ENGINES) == {"sqlite"}
+    assert tether.stream.ENGINES == {
+        "nats": "tether.stream.jetstream:JetStreamStream",
+        "sqlite": "tether.stream.sqlite:SqliteStream",
+    }
+    assert set(tether.store.telemetry.ENGINES) == {"sqlite", "postgresql", "postgresql+psycopg"}

@@ -30,8 +30,8 @@ def test_bad_urls_are_settings_errors(url: str, match: str) -> None:
 
 
 def test_the_error_names_the_known_schemes() -> None:
-    with pytest.raises(SettingsError, match="known schemes: sqlite"):
-        open_stream("nats://127.0.0.1:4222", "raw")
+    with pytest.raises(SettingsError, match="known schemes: nats, sqlite"):
+        open_stream("kafka://127.0.0.1:9092", "raw")
 
 
 def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:

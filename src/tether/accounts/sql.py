@@ -50,7 +50,7 @@ from tether.errors import (
     NotFoundError,
 )
 from tether.registry.base import DEVICE_ACTIVE, DeviceRecord, DeviceRegistry
-from tether.registry.sql import SqlDatabase, counters, metadata
+from tether.registry.sql import SqlDatabase, counters, insert, metadata
 
 # Challenges are kept a while after they expire, so a late bond record is
 # audited as "expired" rather than "unknown"; then they are purged.
@@ -153,11 +153,12 @@ class SqlAccounts(SqlDatabase, AccountStore):
                 sa.select(counters.c.value).where(counters.c.name == _GENERATION)
             ).first()
         if found is None:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(counters.insert().values(name=_GENERATION, value=0))
-            except sa.exc.IntegrityError:
-                pass  # another process made it first
+            with self._tx() as conn:  # another process may make it first: nothing to do then
+                conn.execute(
+                    insert(conn, counters)
+                    .values(name=_GENERATION, value=0)
+                    .on_conflict_do_nothing(index_elements=[counters.c.name])
+                )
 
     @staticmethod
     def _bump(conn: Connection) -> int:
@@ -269,9 +270,9 @@ class SqlAccounts(SqlDatabase, AccountStore):
         digest = hash_token(token)
         with self._tx() as conn:
             account_id = conn.execute(
-                sa.select(account_tokens.c.account_id).where(
-                    account_tokens.c.token_hash == digest, account_tokens.c.revoked_at.is_(None)
-                )
+                sa.select(account_tokens.c.account_id)
+                .where(account_tokens.c.token_hash == digest, account_tokens.c.revoked_at.is_(None))
+                .with_for_update()  # two revocations of one token: the second finds it revoked
             ).scalar()
             if account_id is None:
                 raise AuthenticationError("that token is unknown or already revoked")

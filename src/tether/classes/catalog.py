@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from tether.classes.frames import FrameSet
 from tether.classes.pack import ClassPack
+from tether.classes.quickcheck import with_quick_check
 from tether.errors import ClassPackError, NotFoundError
 
 COMMON = "_common.yaml"
@@ -85,9 +86,10 @@ def compile_pack(data: Any, source: str, common: dict[str, Any]) -> ClassRuntime
             where = f"{source}: events.{event_type}.{v}"
             resolved = _resolve(schema, common, where)
             try:
-                runtime.validators[(event_type, v)] = fastjsonschema.compile(resolved)
+                full = fastjsonschema.compile(resolved)
             except fastjsonschema.JsonSchemaDefinitionException as exc:
                 raise ClassPackError(f"{where}: not a valid JSON Schema: {exc}") from exc
+            runtime.validators[(event_type, v)] = with_quick_check(resolved, full)
     return runtime
 
 

@@ -110,6 +110,6 @@ def replay(
         with Progress(console=console) as progress:
             task = progress.add_task("replaying", total=max(0, last - start))
             counts = replay_raw(
-                raw, p.gate, start, last, on_progress=lambda n: progress.advance(task, n)
+                raw, p.replay_gate, start, last, on_progress=lambda n: progress.advance(task, n)
             )
         console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing")

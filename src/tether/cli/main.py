@@ -50,8 +50,9 @@ def _global(
 
 
 def _register() -> None:
-    from tether.cli import accounts, ca, certs, devices, events, firmware, serve
+    from tether.cli import accounts, ca, certs, devices, events, firmware, migrate, serve
     from tether.masking.cli import app as mask_app
+    from tether.sim.cli import app as sim_app
 
     app.add_typer(ca.app, name="ca")
     app.add_typer(devices.app, name="devices")
@@ -62,7 +63,10 @@ def _register() -> None:
     app.add_typer(events.app, name="events")
     app.command("replay")(events.replay)
     app.command("serve")(serve.serve)
+    app.command("migrate")(migrate.migrate)
+    app.command("worker")(serve.worker)
     app.add_typer(mask_app, name="mask", help="Mask analytics exports by a PII rubric.")
+    app.add_typer(sim_app, name="sim", help="The fleet simulator: run scenarios against tether.")
 
 
 _register()

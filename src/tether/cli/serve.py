@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +18,7 @@ from tether.runtime import Runtime
 from tether.service.app import create_app
 from tether.service.auth import admin_token
 from tether.service.tls import https_config
+from tether.settings import ROLES
 
 broker_app = typer.Typer(no_args_is_help=True, help="The Mosquitto front door's configuration.")
 
@@ -38,8 +42,14 @@ def serve(
                 "[yellow]no tenant yet, so no device could connect: the MQTT front door and "
                 "the HTTPS door stay off. Create one with: tether ca init --tenant NAME[/]"
             )
-        runtime = Runtime(p, mqtt=run_mqtt)
+        runtime = Runtime(p, mqtt=run_mqtt, roles=p.settings.workers.in_serve)
         runtime.start()
+        elsewhere = [r for r in ROLES if r not in runtime.roles]
+        if elsewhere:
+            console.print(
+                f"not run here (workers.in_serve): {', '.join(elsewhere)}; start them with "
+                + ", ".join(f"tether worker --{r}" for r in elsewhere)
+            )
         if runtime.front_door is not None:
             console.print(
                 f"MQTT front door: mqtts://{p.settings.mqtt.host}:{p.settings.mqtt.port} "
@@ -74,7 +84,51 @@ def serve(
             pass
         finally:
             runtime.stop()
-            console.print("stopped: HTTP, MQTT front door, gate worker, projector")
+            console.print(f"stopped: HTTP, MQTT front door, {', '.join(sorted(runtime.roles))}")
+
+
+def worker(
+    ctx: typer.Context,
+    gate: Annotated[
+        bool, typer.Option("--gate", help="Judge MQTT records (run any number).")
+    ] = False,
+    bridge: Annotated[
+        bool,
+        typer.Option("--bridge", help="Move MQTT records from the broker into the raw stream."),
+    ] = False,
+    projector: Annotated[
+        bool, typer.Option("--projector", help="Fill the telemetry store and device state.")
+    ] = False,
+    rejects: Annotated[bool, typer.Option("--rejects", help="Keep the reject log.")] = False,
+    retention: Annotated[
+        bool, typer.Option("--retention", help="Trim raw records past their retention.")
+    ] = False,
+) -> None:
+    """Run roles apart from `tether serve`, e.g. several `tether worker --gate` (Ctrl-C stops).
+
+    Take the roles out of `tether serve` with the `workers.in_serve` setting. The
+    bridge and gate workers reach the broker `tether serve` runs, on its internal
+    listener, with the credentials it wrote into the data directory.
+    """
+    chosen = {"gate": gate, "bridge": bridge, "projector": projector, "rejects": rejects}
+    chosen["retention"] = retention
+    roles = [r for r in ROLES if chosen[r]]
+    if not roles:
+        raise typer.BadParameter(
+            "name at least one role: " + ", ".join(f"--{r}" for r in ROLES), param_hint="roles"
+        )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with platform(ctx) as p:
+        runtime = Runtime(p, mqtt=p.settings.mqtt.enabled, roles=roles, front_door=False)
+        runtime.start()
+        console.print(f"worker {os.getpid()}: {', '.join(roles)} (Ctrl-C stops)")
+        try:
+            stop.wait()
+        finally:
+            runtime.stop()
+            console.print(f"worker {os.getpid()} stopped")
 
 
 async def _run_servers(servers: list[uvicorn.Server]) -> None:

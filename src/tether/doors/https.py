@@ -36,6 +36,7 @@ from tether.projections.state import agreed_capabilities
 
 MAX_RECORDS = 500
 MAX_BODY_BYTES = 1024 * 1024
+BACKLOG_RETRY_SECONDS = 5  # Retry-After while the stores catch up
 # The base64 of a record at its 16 KiB limit, with room: anything longer is rejected unread.
 _MAX_B64 = 4 * (16 * 1024 + SIGNATURE_BYTES) // 3 + 8
 
@@ -78,6 +79,7 @@ def records_router(platform: Platform, bucket: TokenBucket | None = None) -> API
     throttle = bucket or TokenBucket(
         platform.settings.ingest.requests_per_second, platform.settings.ingest.burst
     )
+    backlog = platform.backlog
 
     @router.post("/v1/records", response_model=None)
     async def records(request: Request) -> JSONResponse:
@@ -92,6 +94,14 @@ def records_router(platform: Platform, bucket: TokenBucket | None = None) -> API
                 "rate_limited",
                 "too many requests; retry later",
                 {"Retry-After": str(max(1, round(wait)))},
+            )
+        if backlog.over():
+            return _error(
+                429,
+                "rate_limited",
+                f"the platform is {backlog.lag()} events behind in storing what it accepted; "
+                "keep the records and retry later",
+                {"Retry-After": str(BACKLOG_RETRY_SECONDS)},
             )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:

@@ -25,6 +25,7 @@ from tether.masking.keystore import open_keyring
 from tether.masking.rubric import Bucket, ColumnRule, Rubric, load_rubric, parse_rubric
 from tether.masking.salts import KeyRing, SaltVersion
 from tether.masking.sources import Source, open_source, register_source_kind
+from tether.masking.telemetry_source import TelemetrySource  # registers telemetry:
 
 __all__ = [
     "Bucket",
@@ -40,6 +41,7 @@ __all__ = [
     "SaltVersion",
     "Source",
     "SourceError",
+    "TelemetrySource",
     "UnclassifiedColumnError",
     "load_rubric",
     "open_keyring",

@@ -262,9 +262,16 @@ def synth(
 
 
 @app.command("example-rubric")
-def example_rubric() -> None:
-    """Print the rubric for the synthetic tool telemetry, to start your own from."""
-    text = resources.files("tether.masking").joinpath("rubrics/tool-telemetry.yaml").read_text()
+def example_rubric(
+    name: Annotated[
+        str, typer.Option(help="tool-telemetry (synth data) or power-tool-store (the store).")
+    ] = "tool-telemetry",
+) -> None:
+    """Print a shipped rubric, to start your own from."""
+    shipped = resources.files("tether.masking").joinpath(f"rubrics/{name}.yaml")
+    if not shipped.is_file():
+        raise MaskingError(f"no shipped rubric {name!r}; use tool-telemetry or power-tool-store")
+    text = shipped.read_text()
     typer.echo(text, nl=False)
 
 

@@ -1,8 +1,11 @@
 """Rejected records, from the dead-letter stream, countable by device, class and firmware.
 
-Each dead letter becomes one row keyed by its stream offset, so projecting a
-batch twice changes nothing. The firmware is the device's as known when the
-reject is projected (from its last hello or boot).
+Each dead letter becomes one row keyed by its stream offset (inserted with ``ON
+CONFLICT DO NOTHING``), so projecting a batch twice, or in two processes at
+once, changes nothing. Text from a dead letter's headers is cut to its column's
+width, NUL replaced by U+FFFD: a refused record may carry anything. The firmware
+is the device's as known when the reject is projected (from its last hello or
+boot).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sqlalchemy as sa
 
 from tether.projections.state import DeviceStateStore
 from tether.registry.base import DeviceRegistry
-from tether.registry.sql import SqlDatabase
+from tether.registry.sql import SqlDatabase, insert
 from tether.stream.base import Stream
 
 CONSUMER = "rejects"
@@ -32,6 +35,12 @@ rejects = sa.Table(
     sa.Column("arrival", sa.BigInteger, nullable=False),
     sa.Index("ix_rejects_serial", "serial", "offset"),
 )
+_SERIAL, _CODE, _DOOR = 64, 32, 16  # the widths of those columns
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; a refused record may carry one."""
+    return value.replace("\x00", "\ufffd")
 
 
 @dataclass(frozen=True)
@@ -80,32 +89,26 @@ class RejectLog(SqlDatabase):
             rows.append(
                 {
                     "offset": e.offset,
-                    "serial": serial,
+                    "serial": _text(serial)[:_SERIAL],
                     "device_class": classes.get(serial),
                     "fw": states[serial].fw if serial in states else None,
-                    "code": h.get("code", "malformed"),
-                    "detail": h.get("detail", ""),
+                    "code": _text(h.get("code", "malformed"))[:_CODE],
+                    "detail": _text(h.get("detail", "")),
                     "seq": int(h["seq"]) if "seq" in h else None,
-                    "door": h.get("door", ""),
+                    "door": _text(h.get("door", ""))[:_DOOR],
                     "arrival": int(h.get("arrival", "0")),
                 }
             )
-        with self.engine.begin() as conn:
-            known = set(
-                conn.execute(
-                    sa.select(rejects.c.offset).where(
-                        rejects.c.offset.in_([r["offset"] for r in rows])
-                    )
-                ).scalars()
+        with self._tx() as conn:
+            conn.execute(
+                insert(conn, rejects).on_conflict_do_nothing(index_elements=[rejects.c.offset]),
+                rows,
             )
-            fresh = [r for r in rows if r["offset"] not in known]
-            if fresh:
-                conn.execute(rejects.insert(), fresh)
         self.dead_letter.commit(CONSUMER, entries[-1].offset)
         return len(entries)
 
     def recent(self, serial: str, limit: int = 50) -> list[Reject]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(rejects)
                 .where(rejects.c.serial == serial)
@@ -125,5 +128,5 @@ class RejectLog(SqlDatabase):
         )
         if serial is not None:
             query = query.where(rejects.c.serial == serial)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [RejectCount(*r) for r in conn.execute(query).all()]

@@ -3,6 +3,11 @@
 Applying the same events twice, or out of order, ends in the same state: a
 ``hello`` or ``boot`` replaces the stored one only if its seq is newer, and last
 seen only moves forward.
+
+``apply`` reads the devices' rows inside its transaction, locked (``FOR UPDATE``
+on PostgreSQL, in serial order; SQLite's write lock, taken first), and inserts
+new devices with ``ON CONFLICT DO NOTHING``; when another process inserted one
+first, the batch is folded again. So concurrent projectors never lose an update.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from tether.classes.catalog import ClassRuntime
+from tether.errors import ConflictError
 from tether.gate.submission import AcceptedEvent
-from tether.registry.sql import SqlDatabase
+from tether.registry.sql import SqlDatabase, insert
 
 metadata = sa.MetaData()
 device_state = sa.Table(
@@ -68,7 +74,7 @@ class DeviceStateStore(SqlDatabase):
         super().__init__(url, metadata)
 
     def get(self, serial: str) -> DeviceState | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 sa.select(device_state).where(device_state.c.serial == serial)
             ).first()
@@ -78,7 +84,7 @@ class DeviceStateStore(SqlDatabase):
         wanted = list(serials)
         if not wanted:
             return {}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(device_state).where(device_state.c.serial.in_(wanted))
             ).all()
@@ -88,20 +94,58 @@ class DeviceStateStore(SqlDatabase):
         """Fold accepted events into the state of their devices, in one transaction."""
         if not events:
             return
-        current = self.many({e.serial for e in events})
-        with self.engine.begin() as conn:
+        for _ in range(_APPLY_ATTEMPTS):
+            try:
+                self._apply(events, runtimes)
+                return
+            except _Raced:
+                continue
+        raise ConflictError(
+            f"device state: {_APPLY_ATTEMPTS} attempts lost the race for new devices to other "
+            "writers; apply the batch again"
+        )
+
+    def _apply(self, events: Sequence[AcceptedEvent], runtimes: dict[str, ClassRuntime]) -> None:
+        serials = sorted({e.serial for e in events})
+        with self._tx() as conn:
+            if conn.dialect.name == "sqlite":
+                # The write lock before the read: no other writer between the two.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            rows = conn.execute(
+                sa.select(device_state)
+                .where(device_state.c.serial.in_(serials))
+                .order_by(device_state.c.serial)
+                .with_for_update()
+            ).all()
+            stored = {r.serial: _state(r) for r in rows}
+            current = dict(stored)
             for event in events:
-                old = current.get(event.serial)
-                new = _fold(old, event, runtimes.get(event.device_class))
+                current[event.serial] = _fold(
+                    current.get(event.serial), event, runtimes.get(event.device_class)
+                )
+            for serial in serials:
+                old, new = stored.get(serial), current[serial]
                 if old is None:
-                    conn.execute(device_state.insert().values(**_row(new)))
+                    made = conn.execute(
+                        insert(conn, device_state)
+                        .values(**_row(new))
+                        .on_conflict_do_nothing(index_elements=[device_state.c.serial])
+                    )
+                    if made.rowcount == 0:
+                        raise _Raced()  # rolls back; the next attempt locks the new row
                 elif new != old:
                     conn.execute(
                         device_state.update()
-                        .where(device_state.c.serial == event.serial)
+                        .where(device_state.c.serial == serial)
                         .values(**_row(new))
                     )
-                current[event.serial] = new
+
+
+_APPLY_ATTEMPTS = 5
+
+
+class _Raced(Exception):
+    """Internal: another writer inserted a device this batch meant to insert."""
 
 
 def _fold(old: DeviceState | None, e: AcceptedEvent, runtime: ClassRuntime | None) -> DeviceState:
@@ -124,6 +168,9 @@ def _fold(old: DeviceState | None, e: AcceptedEvent, runtime: ClassRuntime | Non
 
 def _row(state: DeviceState) -> dict[str, object]:
     row = dict(state.__dict__)
+    for name in ("fw", "hw"):  # from the device: PostgreSQL text cannot hold NUL
+        if isinstance(row[name], str) and "\x00" in row[name]:
+            row[name] = row[name].replace("\x00", "\ufffd")
     row["announced"] = json.dumps(state.announced)
     row["agreed"] = json.dumps(state.agreed)
     return row

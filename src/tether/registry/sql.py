@@ -1,4 +1,9 @@
-"""The registry on SQLAlchemy Core: SQLite by default, any SQLAlchemy URL works.
+"""The registry on SQLAlchemy Core: SQLite by default, PostgreSQL in production.
+
+``SqlDatabase`` is the plumbing every adapter on the entity database shares. On
+SQLite it creates the tables it is given; on PostgreSQL the schema belongs to the
+migrations (``tether migrate``, ``tether.store.migrations``) and opening checks
+the database's revision instead. Other SQLAlchemy URLs get ``create_all``.
 
 Driver errors are translated here into tether's error tree.
 """
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tether.errors import ConflictError, EngineError, NotFoundError
@@ -98,7 +104,11 @@ _DEVICE_BY_SERIAL = sa.select(devices).where(devices.c.serial == sa.bindparam("s
 
 
 def make_engine(url: str) -> Engine:
-    """An SQLAlchemy engine for ``url``; SQLite gets WAL and a busy timeout."""
+    """An SQLAlchemy engine for ``url``; SQLite gets WAL and a busy timeout.
+
+    ``postgresql://`` URLs always use psycopg 3 (SQLAlchemy's own default driver
+    for that scheme is psycopg2), with a connect timeout.
+    """
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,9 +124,38 @@ def make_engine(url: str) -> Engine:
 
         return engine
     try:
+        if _is_postgres(url):
+            from tether.store import postgres
+
+            return sa.create_engine(
+                postgres.sqlalchemy_url(url),
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": postgres.CONNECT_TIMEOUT_S},
+            )
         return sa.create_engine(url, pool_pre_ping=True)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-        raise EngineError(f"cannot open the entity store at {url!r}: {exc}") from exc
+        raise EngineError(f"cannot open the entity store at {_shown(url)!r}: {exc}") from exc
+
+
+def _is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgresql+psycopg://"))
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that takes ``on_conflict_do_nothing``/``_do_update`` (PostgreSQL, SQLite)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise EngineError(f"the entity store needs PostgreSQL or SQLite, not {conn.dialect.name}")
 
 
 def _cert_row(cert: CertificateRecord) -> dict[str, Any]:
@@ -142,9 +181,39 @@ class SqlDatabase:
         self.url = url
         self.engine = make_engine(url)
         try:
-            schema.create_all(self.engine)
+            if self.engine.dialect.name == "postgresql":
+                self._check_revision()
+            else:
+                schema.create_all(self.engine)
         except sa.exc.OperationalError as exc:
+            self.engine.dispose()
+            if self.engine.dialect.name == "postgresql":
+                from tether.store import postgres
+
+                raise postgres.unreachable("entity store", url, exc.orig or exc) from None
             raise EngineError(f"cannot open the entity store at {url!r}: {exc.orig}") from exc
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def _check_revision(self) -> None:
+        """PostgreSQL: refuse a database ``tether migrate`` has not brought to this head."""
+        from tether.store import migrations
+
+        table = migrations.ENTITY.version_table
+        with self.engine.connect() as conn:
+            try:
+                found = conn.execute(sa.text(f"SELECT version_num FROM {table}")).scalar()
+            except sa.exc.ProgrammingError:
+                found = None  # no version table: never migrated
+        migrations.verify(migrations.ENTITY, None if found is None else str(found), self.url)
+
+    def _failed(self, exc: sa.exc.DBAPIError) -> EngineError:
+        text = str(exc.orig)
+        password = sa.engine.make_url(self.url).password
+        if password:
+            text = text.replace(str(password), "***")
+        return EngineError(f"the entity store at {_shown(self.url)} failed: {text}")
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -154,8 +223,8 @@ class SqlDatabase:
                 yield conn
         except sa.exc.IntegrityError as exc:
             raise ConflictError(f"the entity store refused a duplicate: {exc.orig}") from exc
-        except sa.exc.OperationalError as exc:
-            raise EngineError(f"the entity store failed: {exc.orig}") from exc
+        except sa.exc.DBAPIError as exc:
+            raise self._failed(exc) from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -163,8 +232,8 @@ class SqlDatabase:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise EngineError(f"the entity store failed: {exc.orig}") from exc
+        except sa.exc.DBAPIError as exc:
+            raise self._failed(exc) from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -177,13 +246,14 @@ class SqlRegistry(SqlDatabase, DeviceRegistry):
         super().__init__(url, metadata)
 
     def _bump(self, conn: Connection) -> None:
-        updated = conn.execute(
-            counters.update()
-            .where(counters.c.name == "generation")
-            .values(value=counters.c.value + 1)
+        # One statement, so two first bumps in two processes cannot both insert.
+        conn.execute(
+            insert(conn, counters)
+            .values(name="generation", value=1)
+            .on_conflict_do_update(
+                index_elements=[counters.c.name], set_={"value": counters.c.value + 1}
+            )
         )
-        if updated.rowcount == 0:
-            conn.execute(counters.insert().values(name="generation", value=1))
         self._changed()
 
     # tenants
@@ -323,14 +393,17 @@ class SqlRegistry(SqlDatabase, DeviceRegistry):
 
     def revoke_device(self, serial: str, reason: str, now: float) -> DeviceRecord:
         device = self.get_device(serial)
+        already = ConflictError(f"device {serial!r} is already revoked")
         if device.status == DEVICE_REVOKED:
-            raise ConflictError(f"device {serial!r} is already revoked")
+            raise already
         with self._tx() as conn:
-            conn.execute(
+            changed = conn.execute(
                 devices.update()
-                .where(devices.c.serial == serial)
+                .where(devices.c.serial == serial, devices.c.status != DEVICE_REVOKED)
                 .values(status=DEVICE_REVOKED, revoked_at=now, revoke_reason=reason)
             )
+            if changed.rowcount == 0:  # another process revoked it meanwhile
+                raise already
             conn.execute(
                 certificates.update()
                 .where(certificates.c.serial == serial)

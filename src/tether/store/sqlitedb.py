@@ -11,6 +11,8 @@ URLs follow SQLAlchemy's form: ``sqlite:///relative/path`` and
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -92,12 +94,30 @@ def connect(
     try:
         for name, value in (pragmas or {}).items():
             conn.execute(f"PRAGMA {name}={value}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        _wal(conn)
         conn.execute(f"PRAGMA synchronous={params.get('synchronous', 'full').upper()}")
     except sqlite3.Error as exc:
         conn.close()
         raise translate(exc, what, path) from exc
     return conn, path
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out other processes doing the same.
+
+    SQLite answers a journal-mode change "locked" at once, without its busy
+    handler, while another connection is converting a new file or recovering its
+    WAL; several processes opening one new database meet exactly that.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
@@ -121,3 +141,45 @@ def transaction(conn: sqlite3.Connection, what: str, where: Path) -> Iterator[sq
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise translate(exc, what, where) from exc
+
+
+class Database:
+    """One connection to an embedded engine's file, shared by threads under a lock.
+
+    ``write()`` is a ``BEGIN IMMEDIATE`` transaction, ``read()`` a plain use of
+    the connection; both hold the lock and translate ``sqlite3`` errors. After
+    ``close()`` either says the ``what`` is closed.
+    """
+
+    def __init__(
+        self, url: str, what: str, *, pragmas: Mapping[str, str | int] | None = None
+    ) -> None:
+        self.url = url
+        self.what = what
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None
+        self._conn, self.path = connect(url, what, pragmas=pragmas)
+
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise EngineError(f"the {self.what} at {self.url!r} is closed; open it again")
+        return self._conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, transaction(self._live(), self.what, self.path) as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._live()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.what, self.path) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import importlib
 import re
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 
+from tether.closing import Closeable
 from tether.errors import SettingsError
 
 # Names portable to every engine (JetStream forbids dots, spaces and wildcards).
@@ -26,6 +26,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # URL scheme -> "module:factory"; the factory takes (url, name) and returns a Stream.
 ENGINES: dict[str, str] = {
+    "nats": "tether.stream.jetstream:JetStreamStream",
     "sqlite": "tether.stream.sqlite:SqliteStream",
 }
 
@@ -37,6 +38,22 @@ def check_name(name: str, what: str) -> str:
             f"{what} name {name!r} is not allowed; use 1-64 letters, digits, '-' or '_'"
         )
     return name
+
+
+def checked_batch(entries: Iterable[StreamEntry], unique: bool, what: str) -> list[StreamEntry]:
+    """The entries of an append as a list; ValueError for a non-entry or a missing key."""
+    batch = list(entries)
+    for entry in batch:
+        if not isinstance(entry, StreamEntry):
+            raise ValueError(f"append takes StreamEntry objects, got {type(entry).__name__}")
+        if unique and entry.key is None:
+            raise ValueError(f"a unique append to {what} needs a key on every entry")
+    return batch
+
+
+def check_read(after: int, limit: int) -> None:
+    if after < 0 or limit < 1:
+        raise ValueError(f"read needs after >= 0 and limit >= 1, got {after}, {limit}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,7 @@ class StoredEntry(StreamEntry):
         return StreamEntry(self.key, self.data, self.headers)
 
 
-class Stream(ABC):
+class Stream(Closeable):
     """One named stream in an engine. Safe to share between threads.
 
     Invalid arguments (a negative offset, a limit below 1) raise ``ValueError``;
@@ -147,17 +164,6 @@ class Stream(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the engine's resources; idempotent. The stream is unusable afterwards."""
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_stream(url: str, name: str) -> Stream:

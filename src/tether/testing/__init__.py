@@ -5,10 +5,13 @@ context manager with ``start()``, ``stop()``, a ``url`` and ``log()``, and raise
 :class:`~tether.errors.EngineError` naming the Debian package to install when its
 binary is missing (tests that need it then fail; they never skip)::
 
+    from tether.store import migrations
     from tether.testing import PostgresInstance
 
     with PostgresInstance() as pg:
-        registry = SqlRegistry(pg.create_database("registry"))
+        url = pg.create_database("registry")
+        migrations.upgrade(migrations.ENTITY, url)  # PostgreSQL stores need `tether migrate`
+        registry = SqlRegistry(url)
 
 - :class:`MosquittoInstance`: tether's own MQTT front door (the configuration
   tether writes, the broker child process and the revocation enforcer) for a

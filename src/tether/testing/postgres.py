@@ -245,9 +245,29 @@ class PostgresInstance(ProcessEngine):
             raise EngineError(f"psql failed on {sql!r}: {done.stderr.strip()}")
         return done.stdout.strip()
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database and return its URL (one per test keeps tests apart)."""
-        if not name.replace("_", "").isalnum():
-            raise EngineError(f"{name!r} is not a plain database name (letters, digits, '_')")
-        self.psql(f'CREATE DATABASE "{name}"')
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not name.replace("_", "").isalnum() or len(name) > 63:
+            raise EngineError(
+                f"{name!r} is not a plain database name (letters, digits, '_', at most 63)"
+            )
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create a database and return its URL (one per test keeps tests apart).
+
+        With ``template``, the new database is a file copy of that one (which must
+        have no open connections): a migrated template makes a fresh, migrated
+        database in a fraction of the time migrating takes.
+        """
+        self._check_name(name)
+        if template is None:
+            self.psql(f'CREATE DATABASE "{name}"')
+        else:
+            self._check_name(template)
+            self.psql(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
         return self.database_url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database, closing any connection still open to it."""
+        self._check_name(name)
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -10,7 +10,6 @@ capability answers go back to the devices on their own topics.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -19,8 +18,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tether.doors.backlog import Backlog
 from tether.doors.mqtt.broker import BRIDGE_CN, BrokerLayout
-from tether.errors import EngineError, TetherError
+from tether.doors.mqtt.notices import publish, start_session
+from tether.errors import TetherError
 from tether.gate.submission import MQTT, MQTT_LEGACY, Submission
 from tether.settings import MqttSettings
 from tether.stream.base import Stream
@@ -54,8 +55,12 @@ class IngestBridge:
         raw: Stream,
         legacy_topics: list[str],
         clock: Callable[[], float],
+        backlog: Backlog | None = None,
     ) -> None:
         self.raw = raw
+        # While the stores are too far behind, messages stay with the broker.
+        self.backlog = backlog
+        self._stopping = threading.Event()
         self.settings = settings
         self.legacy_topics = legacy_topics
         self.clock = clock
@@ -94,6 +99,10 @@ class IngestBridge:
             client.ack(msg.mid, msg.qos)
             return
         serial, door = routed
+        if self.backlog is not None:
+            self.backlog.wait_until_under(self._stopping)
+            if self._stopping.is_set():
+                return  # not acknowledged: the broker delivers it again next session
         sub = Submission(serial, bytes(msg.payload), door, int(self.clock() * 1000))
         try:
             self.raw.append([sub.entry()])
@@ -105,21 +114,15 @@ class IngestBridge:
         self.received += 1
 
     def start(self, timeout: float = 10.0) -> None:
-        try:
-            self.client.connect("127.0.0.1", self.settings.internal_port)
-        except OSError as exc:
-            raise EngineError(f"the ingest bridge cannot reach the broker: {exc}") from exc
-        self.client.loop_start()
-        if not self._connected.wait(timeout):
-            self.stop()
-            raise EngineError("the ingest bridge did not get a session from the broker")
+        start_session(
+            self.client, self.settings.internal_port, self._connected, timeout, "the ingest bridge"
+        )
 
     def send(self, serial: str, channel: str, message: dict[str, Any]) -> None:
         """Publish to a device's ``rejects`` or ``commands`` topic (QoS 1)."""
-        payload = json.dumps(message, separators=(",", ":"))
-        with self._lock:
-            self.client.publish(f"tether/v1/{serial}/{channel}", payload, qos=1)
+        publish(self.client, self._lock, serial, channel, message)
 
     def stop(self) -> None:
+        self._stopping.set()
         self.client.disconnect()
         self.client.loop_stop()

@@ -119,7 +119,7 @@ log_type warning
 log_type notice
 connection_messages true
 max_inflight_messages 100
-max_queued_messages 10000
+max_queued_messages {settings.max_queued_messages}
 
 listener {settings.port} {settings.host}
 protocol mqtt

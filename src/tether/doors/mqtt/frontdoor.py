@@ -62,7 +62,8 @@ class MqttFrontDoor:
         write_broker_files(
             self.layout, self.platform.authority, self.settings, self.platform.catalog
         )
-        self._rewrite_due = self._next_rewrite(self.platform.clock())
+        # The lists are dated by the authority's clock; their refresh follows the same one.
+        self._rewrite_due = self._next_rewrite(self.platform.authority.clock())
         self.broker.start()
         if watch:
             self._thread = threading.Thread(target=self._watch, name="mqtt-revocation", daemon=True)
@@ -84,7 +85,7 @@ class MqttFrontDoor:
         """
         with self._lock:
             generation = self.platform.registry.generation()
-            now = self.platform.clock()
+            now = self.platform.authority.clock()
             if generation == self._generation and now < self._rewrite_due:
                 return []
             self.platform.authority.retire_expired()

@@ -15,17 +15,20 @@ first), then ``dedupe_key``; :meth:`TelemetryStore.latest` is the exact reverse.
 from __future__ import annotations
 
 import importlib
-from abc import ABC, abstractmethod
+import json
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
+from tether.closing import Closeable
 from tether.errors import SettingsError
 
 # URL scheme -> "module:factory"; the factory takes the URL and returns a TelemetryStore.
 ENGINES: dict[str, str] = {
     "sqlite": "tether.store.telemetry.sqlite:SqliteTelemetryStore",
+    "postgresql": "tether.store.telemetry.postgres:PostgresTelemetryStore",
+    "postgresql+psycopg": "tether.store.telemetry.postgres:PostgresTelemetryStore",
 }
 
 
@@ -63,7 +66,43 @@ class TelemetryEvent:
             raise ValueError(f"telemetry event body must be a dict, got {type(self.body).__name__}")
 
 
-class TelemetryStore(ABC):
+# What the engines select: TelemetryEvent's fields in order, so a row unpacks straight
+# into one. And the two orders they sort a device's events by.
+COLUMNS = (
+    "tenant, serial, device_class, site, dedupe_key, seq, type, v, "
+    "device_ts, ts, arrival, clock_corrected, fw, body"
+)
+ASC = "ts, seq NULLS FIRST, dedupe_key"
+DESC = "ts DESC, seq DESC NULLS LAST, dedupe_key DESC"
+
+
+def event_from_row(row: tuple[Any, ...]) -> TelemetryEvent:
+    """A row of ``COLUMNS`` (the body as JSON text) as the event it holds."""
+    tenant, serial, cls, site, key, seq, type_, v, device_ts, ts, arrival, fixed, fw, body = row
+    return TelemetryEvent(
+        tenant,
+        serial,
+        cls,
+        site,
+        key,
+        seq,
+        type_,
+        v,
+        device_ts,
+        ts,
+        arrival,
+        bool(fixed),
+        fw,
+        json.loads(body),
+    )
+
+
+def check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive int, got {limit!r}")
+
+
+class TelemetryStore(Closeable):
     """Accepted events by device and time. Safe to share between threads.
 
     Invalid arguments (a limit below 1) raise ``ValueError``; engine failures
@@ -121,20 +160,13 @@ class TelemetryStore(ABC):
     def close(self) -> None:
         """Release the engine's resources; idempotent. The store is unusable afterwards."""
 
-    def __enter__(self) -> TelemetryStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def open_telemetry_store(url: str) -> TelemetryStore:
-    """Open the telemetry store ``url`` names, creating its schema if absent.
+    """Open the telemetry store ``url`` names.
+
+    An SQLite store creates (and upgrades) its schema itself; a PostgreSQL store
+    must have been migrated (``tether migrate``) and raises
+    :class:`tether.errors.MigrationRequiredError` until it is.
 
     Raises :class:`SettingsError` for an unknown scheme and
     :class:`tether.errors.EngineError` when the engine cannot be reached.
@@ -142,9 +174,11 @@ def open_telemetry_store(url: str) -> TelemetryStore:
     scheme, sep, _ = url.partition(":")
     target = ENGINES.get(scheme) if sep else None
     if target is None:
+        shown = url if "@" not in url else f"{scheme}://...@{url.rpartition('@')[2]}"
         raise SettingsError(
-            f"telemetry URL {url!r}: unknown scheme {scheme if sep else '(none)'!r}; known "
-            f"schemes: {', '.join(sorted(ENGINES))} (e.g. sqlite:///.tether/telemetry.sqlite)"
+            f"telemetry URL {shown!r}: unknown scheme {scheme if sep else '(none)'!r}; known "
+            f"schemes: {', '.join(sorted(ENGINES))} (e.g. sqlite:///.tether/telemetry.sqlite, "
+            "postgresql://user:password@host/database)"
         )
     module_name, _, attr = target.partition(":")
     factory: Callable[[str], TelemetryStore] = getattr(importlib.import_module(module_name), attr)

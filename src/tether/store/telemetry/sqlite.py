@@ -17,15 +17,20 @@ row-by-row pass inside a savepoint to say which.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 from tether.errors import EngineError
 from tether.store import sqlitedb
-from tether.store.telemetry.base import TelemetryEvent, TelemetryStore
+from tether.store.telemetry.base import (
+    ASC,
+    COLUMNS,
+    DESC,
+    TelemetryEvent,
+    TelemetryStore,
+    check_limit,
+    event_from_row,
+)
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -52,16 +57,7 @@ CREATE INDEX IF NOT EXISTS telemetry_by_site ON telemetry (tenant, site, ts)
 CREATE INDEX IF NOT EXISTS telemetry_by_class ON telemetry (tenant, device_class, ts);
 CREATE INDEX IF NOT EXISTS telemetry_by_tenant ON telemetry (tenant, ts);
 """
-# Column order of TelemetryEvent, so a row unpacks straight into one.
-_COLUMNS = (
-    "tenant, serial, device_class, site, dedupe_key, seq, type, v, "
-    "device_ts, ts, arrival, clock_corrected, fw, body"
-)
-_INSERT = (
-    f"INSERT INTO telemetry ({_COLUMNS}) VALUES ({', '.join('?' * 14)}) ON CONFLICT DO NOTHING"
-)
-_ASC = "ts, seq NULLS FIRST, dedupe_key"
-_DESC = "ts DESC, seq DESC NULLS LAST, dedupe_key DESC"
+_INSERT = f"INSERT INTO telemetry ({COLUMNS}) VALUES ({', '.join('?' * 14)}) ON CONFLICT DO NOTHING"
 _TENANTS = """
 WITH RECURSIVE t(tenant) AS (
     SELECT min(tenant) FROM telemetry
@@ -112,46 +108,19 @@ def _row(event: TelemetryEvent) -> tuple[Any, ...]:
     )
 
 
-def _event(row: tuple[Any, ...]) -> TelemetryEvent:
-    tenant, serial, cls, site, key, seq, type_, v, device_ts, ts, arrival, fixed, fw, body = row
-    return TelemetryEvent(
-        tenant,
-        serial,
-        cls,
-        site,
-        key,
-        seq,
-        type_,
-        v,
-        device_ts,
-        ts,
-        arrival,
-        bool(fixed),
-        fw,
-        json.loads(body),
-    )
-
-
-def _check_limit(limit: int) -> None:
-    if not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be a positive int, got {limit!r}")
-
-
 class SqliteTelemetryStore(TelemetryStore):
     """The telemetry store in one SQLite file (WAL, ``synchronous=FULL`` by default)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._what = "telemetry store"
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._conn, self._path = sqlitedb.connect(url, self._what, pragmas=_PRAGMAS)
+        self.db = sqlitedb.Database(url, self._what, pragmas=_PRAGMAS)
         try:
-            with self._write() as conn:
+            with self.db.write() as conn:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
                     raise EngineError(
-                        f"the telemetry store at {self._path} has schema version {version}, "
+                        f"the telemetry store at {self.db.path} has schema version {version}, "
                         f"newer than this tether's {SCHEMA_VERSION}: upgrade tether"
                     )
                 for statement in _SCHEMA.split(";"):
@@ -163,32 +132,19 @@ class SqliteTelemetryStore(TelemetryStore):
             raise
 
     # plumbing
-    def _live(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise EngineError(f"the telemetry store at {self.url!r} is closed; open it again")
-        return self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, sqlitedb.transaction(self._live(), self._what, self._path) as conn:
-            yield conn
-
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._live().execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise sqlitedb.translate(exc, self._what, self._path) from exc
+        with self.db.read() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def _events(self, sql: str, params: tuple[Any, ...]) -> list[TelemetryEvent]:
-        return [_event(row) for row in self._query(sql, params)]
+        return [event_from_row(row) for row in self._query(sql, params)]
 
     # the port
     def write(self, events: Iterable[TelemetryEvent]) -> list[bool]:
         rows = [_row(event) for event in events]
         if not rows:
             return []
-        with self._write() as conn:
+        with self.db.write() as conn:
             before = conn.total_changes
             conn.execute("SAVEPOINT batch")
             conn.executemany(_INSERT, rows)
@@ -202,19 +158,19 @@ class SqliteTelemetryStore(TelemetryStore):
         return inserted
 
     def latest(self, serial: str, limit: int = 100) -> list[TelemetryEvent]:
-        _check_limit(limit)
+        check_limit(limit)
         return self._events(
-            f"SELECT {_COLUMNS} FROM telemetry WHERE serial = ? ORDER BY {_DESC} LIMIT ?",
+            f"SELECT {COLUMNS} FROM telemetry WHERE serial = ? ORDER BY {DESC} LIMIT ?",
             (serial, limit),
         )
 
     def by_device(
         self, serial: str, start_ms: int, end_ms: int, limit: int = 1000
     ) -> list[TelemetryEvent]:
-        _check_limit(limit)
+        check_limit(limit)
         return self._events(
-            f"SELECT {_COLUMNS} FROM telemetry WHERE serial = ? AND ts >= ? AND ts < ? "
-            f"ORDER BY {_ASC} LIMIT ?",
+            f"SELECT {COLUMNS} FROM telemetry WHERE serial = ? AND ts >= ? AND ts < ? "
+            f"ORDER BY {ASC} LIMIT ?",
             (serial, start_ms, end_ms, limit),
         )
 
@@ -227,7 +183,7 @@ class SqliteTelemetryStore(TelemetryStore):
         site: str | None = None,
         limit: int = 1000,
     ) -> list[TelemetryEvent]:
-        _check_limit(limit)
+        check_limit(limit)
         where, params = ["tenant = ?"], [tenant]
         if site is not None:
             index = "telemetry_by_site"
@@ -239,7 +195,7 @@ class SqliteTelemetryStore(TelemetryStore):
             where.append("device_class = ?")
             params.append(device_class)
         return self._events(
-            f"SELECT {_COLUMNS} FROM telemetry INDEXED BY {index} "
+            f"SELECT {COLUMNS} FROM telemetry INDEXED BY {index} "
             f"WHERE {' AND '.join(where)} AND ts >= ? AND ts < ? "
             f"ORDER BY ts, serial, seq NULLS FIRST, dedupe_key LIMIT ?",
             (*params, start_ms, end_ms, limit),
@@ -260,7 +216,7 @@ class SqliteTelemetryStore(TelemetryStore):
         return int(rows[0][0])
 
     def delete_before(self, ts_ms: int) -> int:
-        with self._write() as conn:
+        with self.db.write() as conn:
             tenants = [tenant for (tenant,) in conn.execute(_TENANTS)]
             deleted = 0
             for tenant in tenants:
@@ -272,10 +228,7 @@ class SqliteTelemetryStore(TelemetryStore):
         return deleted
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self.db.close()
 
     def __repr__(self) -> str:
         return f"SqliteTelemetryStore({self.url!r})"

@@ -1,0 +1,239 @@
+"""One simulated run, start to finish: platform up, world built, lived, wound down, checked.
+
+``run_scenario`` is what ``tether sim run`` and the tests call. After the
+scenario's span the world winds down: every outage ends, trips under way
+finish, carts and tools empty their queues; then the platform is given time
+to land what reached its doors, and the check compares.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether.sim.adversary import Adversary
+from tether.sim.check import Comparison, StoreView, compare
+from tether.sim.clock import SimClock
+from tether.sim.engine import Engine
+from tether.sim.errors import SimulationError
+from tether.sim.gateway import Gateway
+from tether.sim.harness import HOST, SimPlatform
+from tether.sim.ledger import Ledger, delays
+from tether.sim.mqtt import MqttHub
+from tether.sim.scenario import Scenario
+from tether.sim.world import World
+
+WIND_DOWN = 8 * 3600.0  # simulated time allowed for trips to finish and queues to empty
+
+Stage = Callable[[str, int, int], None]  # (what, done, total) while the world is built
+Tick = Callable[[float, float, Counter[str]], None]  # (simulated elapsed, span, counts)
+
+
+@dataclass
+class RunReport:
+    scenario: Scenario
+    start: float  # simulated
+    end: float  # simulated, after the wind-down
+    speed: float | None
+    real_seconds: float
+    workdir: Path
+    counts: Counter[str]
+    comparison: Comparison
+    ledger: Ledger  # the ground truth, device by device
+    devices: dict[str, int] = field(default_factory=dict)  # by class
+    # By class: how long records took from the device to a door (simulated seconds).
+    delays: dict[str, dict[str, float]] = field(default_factory=dict)
+    adversary: Adversary | None = None  # the attacks and their answers, when the scenario has any
+
+    @property
+    def ok(self) -> bool:
+        return self.comparison.ok
+
+    def miscalibrated(self) -> list[dict[str, Any]]:
+        """Carts whose weight platforms read wrong: accepted records, for fleet health to find."""
+        out = []
+        for book in self.ledger.books.values():
+            if book.miscalibrated is not None:
+                scans = sum(1 for r in book.made.values() if r.type == "scan")
+                out.append(
+                    {
+                        "serial": book.serial,
+                        "store": book.site,
+                        "scale": book.miscalibrated,
+                        "scans": scans,
+                    }
+                )
+        return sorted(out, key=lambda row: str(row["serial"]))
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything the run did and found, for a test or a dashboard to read."""
+
+        def iso(t: float) -> str:
+            return dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
+
+        return {
+            "scenario": self.scenario.name,
+            "seed": self.scenario.seed,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "simulated_seconds": self.end - self.start,
+            "speed": self.speed,
+            "real_seconds": round(self.real_seconds, 3),
+            "workdir": str(self.workdir),
+            "devices": self.devices,
+            "delays": self.delays,
+            "did": dict(sorted(self.counts.items())),
+            "expected": self.comparison.by_class(),
+            "sessions": dict(self.comparison.sessions),
+            "per_device": [
+                {
+                    "serial": d.serial,
+                    "class": d.device_class,
+                    "site": d.site,
+                    "expected": d.expected,
+                    "landed": d.landed,
+                    "lost": d.lost,
+                    "pending": d.pending,
+                    "overwritten": d.overwritten,
+                    "undelivered": d.undelivered,
+                }
+                for d in self.comparison.devices
+            ],
+            "attacks": [
+                {
+                    "attack": a.attack,
+                    "how": a.how,
+                    "serial": a.serial,
+                    "account": a.account,
+                    "expected": a.expected,
+                    "answer": a.answer,
+                }
+                for a in (self.adversary.attempts if self.adversary else [])
+            ],
+            "stores_changed_by_attacks": self.adversary.changed if self.adversary else {},
+            "miscalibrated": self.miscalibrated(),
+            "ok": self.ok,
+            "mismatches": [
+                {"serial": m.serial, "class": m.device_class, "kind": m.kind, "detail": m.detail}
+                for m in self.comparison.mismatches
+            ],
+        }
+
+
+def run_scenario(
+    scenario: Scenario,
+    workdir: Path,
+    speed: float | str | None = "scenario",
+    on_stage: Stage | None = None,
+    on_tick: Tick | None = None,
+) -> RunReport:
+    """Run ``scenario`` against a fresh platform in ``workdir``; ``speed`` overrides its own."""
+    real_start = time.monotonic()
+    pace = scenario.speed if speed == "scenario" else speed
+    assert pace is None or isinstance(pace, float)
+    clock = SimClock(scenario.begins(time.time()), pace)
+    fleet = scenario.fleet
+    carts = sum(s.carts for s in fleet.carts.stores)
+    needs_mqtt = carts + sum(s.tools for s in fleet.tools.sites) > 0
+    target = SimPlatform(workdir / "platform", clock, scenario.tenant, needs_mqtt)
+    engine = Engine(clock)
+    ledger = Ledger()
+    gateway: Gateway | None = None
+    hub: MqttHub | None = None
+    stage = on_stage or (lambda _what, _done, _total: None)
+    try:
+        stage("starting the platform", 0, 1)
+        target.start()
+        stage("starting the platform", 1, 1)
+        gateway = Gateway(HOST, target.https_port, target.service_ca_pem)
+        if needs_mqtt:
+            hub = MqttHub(
+                engine, HOST, target.mqtt_port, target.broker_ca, scenario.networks.ack_within
+            )
+        world = World(
+            scenario,
+            engine,
+            ledger,
+            target.platform,
+            gateway,
+            hub,
+            workdir / "devices",
+            clock.start,
+            stage,
+        )
+        world.build(target.operator_token)
+        if hub is not None:
+            hub.start()
+        world.begin()
+        adversary: Adversary | None = None
+        if scenario.adversaries.attacks:
+            adversary = Adversary(
+                scenario.adversaries,
+                scenario.seed,
+                world.households,
+                ledger,
+                gateway,
+                target.platform,
+                target.land,
+                clock.now,
+            )
+            engine.at(clock.start + scenario.attacks_at, adversary.strike)
+
+        def tick() -> None:
+            if on_tick is not None:
+                on_tick(clock.now() - clock.start, scenario.duration, ledger.counts)
+
+        engine.run(world.end, tick=tick)
+        world.restore_networks()
+        engine.run(world.end + WIND_DOWN, stop_when=lambda: world.quiet, tick=tick)
+        end = clock.now()
+        undelivered = world.undelivered()
+        if hub is not None:
+            hub.stop()
+            hub = None
+        stage("landing", 0, 1)
+        expected = sum(len(book.expected().records) for book in ledger.books.values())
+        target.settle(expected)
+        stage("landing", 1, 1)
+        comparison = compare(ledger, StoreView(target.platform), undelivered)
+        if adversary is not None:
+            if not adversary.struck:
+                raise SimulationError("the adversaries never struck: the run ended before them")
+            comparison.mismatches += adversary.mismatches()
+        devices = Counter(book.device_class for book in ledger.books.values())
+        late = {}
+        for cls in devices:
+            spans = delays([b for b in ledger.books.values() if b.device_class == cls], clock.start)
+            if spans:
+                late[cls] = {
+                    "records": len(spans),
+                    "median": spans[len(spans) // 2],
+                    "p90": spans[int(len(spans) * 0.9)],
+                    "max": spans[-1],
+                    "held_back": sum(1 for s in spans if s > scenario.networks.ack_within),
+                }
+        return RunReport(
+            scenario,
+            clock.start,
+            end,
+            pace,
+            time.monotonic() - real_start,
+            workdir,
+            ledger.counts,
+            comparison,
+            ledger,
+            dict(devices),
+            late,
+            adversary,
+        )
+    finally:
+        if hub is not None:
+            hub.stop()
+        if gateway is not None:
+            gateway.close()
+        target.stop()

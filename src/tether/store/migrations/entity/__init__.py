@@ -1,0 +1,1 @@
+"""The entity store's Alembic script directory (see ``tether.store.migrations``)."""

@@ -1,0 +1,5 @@
+"""Alembic's entry point for the entity store (tether.store.migrations configures it)."""
+
+from tether.store.migrations import run_env
+
+run_env()

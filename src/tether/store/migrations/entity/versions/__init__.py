@@ -1,0 +1,1 @@
+"""The entity store's revisions, oldest first by ``down_revision``."""

@@ -1,0 +1,1 @@
+"""The telemetry store's Alembic script directory (see ``tether.store.migrations``)."""

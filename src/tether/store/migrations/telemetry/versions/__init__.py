@@ -1,0 +1,1 @@
+"""The telemetry store's revisions, oldest first by ``down_revision``."""
