@@ -84,6 +84,55 @@ def test_device_state_folds_idempotently_and_out_of_order(
         store.close()
 
 
+def test_device_state_keeps_class_and_latest_site(
+    entity_url: str, runtimes: dict[str, ClassRuntime]
+) -> None:
+    store = DeviceStateStore(entity_url)
+    try:
+        moved = [
+            accepted("SN1", 2, "health", store="store-b"),
+            accepted("SN1", 1, "health", store="store-a"),  # older: the site stays
+            accepted("SN1", 3, "health"),  # no site named: the site stays
+        ]
+        store.apply(moved, runtimes)
+        one = store.get("SN1")
+        assert one is not None
+        assert (one.device_class, one.site, one.last_seen) == ("retail-cart", "store-b", 1_003)
+    finally:
+        store.close()
+
+
+def test_old_embedded_entity_store_gains_new_columns(
+    tmp_path: Path, runtimes: dict[str, ClassRuntime]
+) -> None:
+    """A SQLite entity store made before device_state had class and site opens and upgrades."""
+    import sqlite3
+
+    path = tmp_path / "entity.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE device_state (serial VARCHAR(64) PRIMARY KEY, tenant VARCHAR(64) "
+            "NOT NULL, fw VARCHAR(32), hw VARCHAR(32), announced TEXT NOT NULL, agreed TEXT "
+            "NOT NULL, lowest_seq_held BIGINT, hello_seq BIGINT, boot_seq BIGINT, "
+            "last_seen BIGINT NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO device_state VALUES ('SN9','acme','1.0',NULL,'[]','[]',NULL,NULL,NULL,7)"
+        )
+    store = DeviceStateStore(f"sqlite:///{path}")
+    try:
+        old = store.get("SN9")
+        assert old is not None and (old.fw, old.device_class, old.site) == ("1.0", None, None)
+        store.apply([accepted("SN9", 1, "health", store="north")], runtimes)
+        new = store.get("SN9")
+        assert new is not None and (new.device_class, new.site) == ("retail-cart", "north")
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(device_state)")}
+    assert "ix_device_state_seen" in indexes
+
+
 def test_concurrent_appliers_lose_no_update(
     entity_url: str, runtimes: dict[str, ClassRuntime]
 ) -> None:

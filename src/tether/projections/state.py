@@ -37,6 +37,9 @@ device_state = sa.Table(
     sa.Column("hello_seq", sa.BigInteger, nullable=True),
     sa.Column("boot_seq", sa.BigInteger, nullable=True),
     sa.Column("last_seen", sa.BigInteger, nullable=False),
+    sa.Column("device_class", sa.String(64), nullable=True),
+    sa.Column("site", sa.String(64), nullable=True),
+    sa.Index("ix_device_state_seen", "tenant", "last_seen"),
 )
 
 
@@ -52,6 +55,8 @@ class DeviceState:
     hello_seq: int | None
     boot_seq: int | None
     last_seen: int
+    device_class: str | None = None
+    site: str | None = None  # the last site the device's records named (its class's site field)
 
 
 def agreed_capabilities(runtime: ClassRuntime, announced: Iterable[object]) -> list[str]:
@@ -150,7 +155,14 @@ class _Raced(Exception):
 
 def _fold(old: DeviceState | None, e: AcceptedEvent, runtime: ClassRuntime | None) -> DeviceState:
     state = old or DeviceState(e.serial, e.tenant, None, None, [], [], None, None, None, 0)
-    changes: dict[str, object] = {"last_seen": max(state.last_seen, e.arrival)}
+    changes: dict[str, object] = {
+        "last_seen": max(state.last_seen, e.arrival),
+        "device_class": e.device_class,
+    }
+    site_field = runtime.pack.site_field if runtime else None
+    site = e.body.get(site_field) if site_field else None
+    if isinstance(site, str) and e.arrival >= state.last_seen:
+        changes["site"] = site[:64]
     if e.type == "hello" and _newer(e.seq, state.hello_seq):
         announced = [c for c in e.body.get("capabilities", []) if isinstance(c, str)]
         changes.update(
@@ -168,7 +180,7 @@ def _fold(old: DeviceState | None, e: AcceptedEvent, runtime: ClassRuntime | Non
 
 def _row(state: DeviceState) -> dict[str, object]:
     row = dict(state.__dict__)
-    for name in ("fw", "hw"):  # from the device: PostgreSQL text cannot hold NUL
+    for name in ("fw", "hw", "site"):  # from the device: PostgreSQL text cannot hold NUL
         if isinstance(row[name], str) and "\x00" in row[name]:
             row[name] = row[name].replace("\x00", "\ufffd")
     row["announced"] = json.dumps(state.announced)

@@ -170,6 +170,33 @@ def _cert(row: Any) -> CertificateRecord:
     return CertificateRecord(**data)
 
 
+def _add_new_columns(engine: sa.Engine, schema: sa.MetaData) -> None:
+    """SQLite: give tables made by an older tether the nullable columns added since.
+
+    PostgreSQL gets them from its Alembic revisions; an embedded database upgrades
+    itself on opening. A new column must be nullable, so old rows stay valid.
+    """
+    inspector = sa.inspect(engine)
+    with engine.begin() as conn:
+        for table in schema.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable:
+                    raise EngineError(
+                        f"the entity store at {engine.url} predates the column "
+                        f"{table.name}.{column.name}, which cannot be added in place; "
+                        "export the data and start a new data directory"
+                    )
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
+                )
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
+
+
 class SqlDatabase:
     """An engine on the entity database, its tables, and driver errors translated.
 
@@ -185,6 +212,7 @@ class SqlDatabase:
                 self._check_revision()
             else:
                 schema.create_all(self.engine)
+                _add_new_columns(self.engine, schema)
         except sa.exc.OperationalError as exc:
             self.engine.dispose()
             if self.engine.dialect.name == "postgresql":
