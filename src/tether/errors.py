@@ -20,7 +20,10 @@ subprocesses) are translated into this tree at the adapter boundary.
     ├── PermissionDeniedError    the caller is known but may not act on this thing
     ├── NotFoundError            a tenant, CA or device does not exist
     ├── ConflictError            the thing already exists or is in the wrong state
-    └── MaskingError             the masking pipeline refused its input or rubric
+    ├── MaskingError             the masking pipeline refused its input or rubric
+    ├── BlobRangeError           a byte range lies outside a stored blob (HTTP 416)
+    └── FirmwareError            a firmware image, version or manifest is not acceptable
+        └── ManifestRefusedError     a device would refuse this image, with the reason
 """
 
 from __future__ import annotations
@@ -133,3 +136,29 @@ class ConflictError(TetherError):
 
 class MaskingError(TetherError):
     """The masking pipeline refused its input, its rubric or its own output."""
+
+
+class BlobRangeError(TetherError):
+    """A byte range asked of the blob store lies outside the blob (HTTP 416)."""
+
+    def __init__(self, key: str, start: int, end: int | None, size: int) -> None:
+        shown = f"{start}-" if end is None else f"{start}-{end - 1}"
+        super().__init__(
+            f"bytes {shown} are outside blob {key!r} of {size} bytes; "
+            f"ask for a range within 0-{max(size - 1, 0)}"
+        )
+        self.key = key
+        self.size = size
+
+
+class FirmwareError(TetherError):
+    """A firmware image, version string, hardware list or manifest is not acceptable."""
+
+
+class ManifestRefusedError(FirmwareError):
+    """A device would refuse this image; ``reason`` is one of ``tether.firmware.verify.Refusal``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -19,6 +19,9 @@ from tether.classes.catalog import ClassCatalog, load_catalog
 from tether.devices.secure_element import SecureElementStore
 from tether.doors.backlog import Backlog
 from tether.errors import ConflictError, NotFoundError
+from tether.firmware.artifacts import Artifacts
+from tether.firmware.blobs import BlobStore, open_blob_store
+from tether.firmware.catalog import ArtifactCatalog
 from tether.gate.devices import DeviceDirectory
 from tether.gate.pipeline import Gate
 from tether.gate.ratelimit import RecordBudget
@@ -189,6 +192,22 @@ class Platform:
     def firmware_public_key(self) -> ec.EllipticCurvePublicKey:
         return self.firmware_key().public_key()
 
+    @cached_property
+    def blobs(self) -> BlobStore:
+        """The blob store: firmware images and patches by their SHA-256."""
+        return open_blob_store(self.settings.resolved_blob_url())
+
+    @cached_property
+    def artifact_catalog(self) -> ArtifactCatalog:
+        return ArtifactCatalog(self.settings.resolved_entity_url())
+
+    @cached_property
+    def artifacts(self) -> Artifacts:
+        """Firmware artifacts: images in the blob store, signed manifests in the catalog."""
+        return Artifacts(
+            self.artifact_catalog, self.blobs, self.firmware_key, self.catalog.names(), self.clock
+        )
+
     def close(self) -> None:
         self.registry.close()
         self.custody.close()
@@ -202,6 +221,6 @@ class Platform:
             self.gate_group.close()
         for stream in self._streams.values():
             stream.close()
-        for name in ("device_state", "telemetry", "rejects"):
+        for name in ("device_state", "telemetry", "rejects", "artifact_catalog", "blobs"):
             if name in self.__dict__:
                 getattr(self, name).close()

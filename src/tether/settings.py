@@ -111,6 +111,8 @@ class Settings(_Section):
     # Telemetry store (accepted events by device and time): sqlite:///... or
     # postgresql://... (partitioned by day; run `tether migrate` first).
     telemetry_url: str = ""
+    # Blob store (firmware images and patches, by SHA-256): file:<dir> (S3-compatible later).
+    blob_url: str = ""
     admin_token: str = ""
     # Directories of extra device class packs (*.yaml); a pack here replaces a shipped one.
     class_packs: list[Path] = Field(default_factory=list)
@@ -142,6 +144,9 @@ class Settings(_Section):
 
     def resolved_telemetry_url(self) -> str:
         return self.telemetry_url or f"sqlite:///{self.data_dir / 'telemetry.sqlite'}"
+
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or f"file:{self.data_dir / 'blobs'}"
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -187,10 +187,11 @@ def _upgrade(target: Target, url: str, report: Callable[[str], None] | None) -> 
 def entity_metadata() -> list[sa.MetaData]:
     """The SQLAlchemy tables of every adapter on the entity database."""
     import tether.accounts.sql  # noqa: F401  (its tables join the registry's MetaData)
+    from tether.firmware import catalog
     from tether.projections import rejects, state
     from tether.registry.sql import metadata
 
-    return [metadata, state.metadata, rejects.metadata]
+    return [metadata, state.metadata, rejects.metadata, catalog.metadata]
 
 
 def create_sqlite_entity_schema(url: str) -> None:
