@@ -50,7 +50,7 @@ def _global(
 
 
 def _register() -> None:
-    from tether.cli import accounts, ca, certs, devices, events, firmware, migrate, serve
+    from tether.cli import accounts, ca, certs, devices, events, firmware, migrate, rubric, serve
     from tether.masking.cli import app as mask_app
     from tether.sim.cli import app as sim_app
 
@@ -65,6 +65,7 @@ def _register() -> None:
     app.command("serve")(serve.serve)
     app.command("migrate")(migrate.migrate)
     app.command("worker")(serve.worker)
+    app.command("rubric")(rubric.rubric)
     app.add_typer(mask_app, name="mask", help="Mask analytics exports by a PII rubric.")
     app.add_typer(sim_app, name="sim", help="The fleet simulator: run scenarios against tether.")
 
