@@ -139,7 +139,8 @@ def add(
         console.print(f"[bold yellow]warning:[/] {warning}")
     console.print(
         f"{a.device_class} firmware {a.version} stored: {a.size:,} bytes, sha256 {a.sha256}, "
-        f"security version {a.security_version}, hw {', '.join(a.hw)}"
+        f"security version {a.security_version}, hw {', '.join(a.hw)}",
+        highlight=False,
     )
     if a.delta_from is not None:
         console.print(f"delta from {a.delta_from}: {a.delta_size:,} bytes")
