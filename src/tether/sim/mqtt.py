@@ -93,6 +93,7 @@ class MqttLink:
             return
         self.connecting = True
         self.waiting_since = self.hub.engine.now
+        self.hub._busy_now(self)
         self.hub._call(lambda: self.hub._connect(self))
 
     def publish(self, topic: str, payload: bytes) -> int:
@@ -100,40 +101,50 @@ class MqttLink:
         ticket = next(self.hub._tickets)
         if self.up:
             self.inflight[ticket] = self.hub.engine.now
+            self.hub._busy_now(self)
         self.hub._call(lambda: self.hub._publish(self, ticket, topic, payload))
         return ticket
 
     def drop(self) -> None:
         """Lose the connection as a dead radio does: no DISCONNECT."""
         self.waiting_since = self.hub.engine.now
+        self.hub._busy_now(self)
         self.hub._call(lambda: self.hub._drop(self))
 
     def close(self) -> None:
         """Disconnect cleanly (the broker keeps a persistent session)."""
         self.waiting_since = self.hub.engine.now
+        self.hub._busy_now(self)
         self.hub._call(lambda: self.hub._close(self))
 
     def _went_up(self) -> None:
         self.up, self.connecting, self.waiting_since = True, False, None
+        self.hub._recheck(self)
+        self.hub._links_up(+1)
         self.listener.on_up()
 
     def _settled(self) -> None:
         """A drop or close found nothing to end."""
         self.waiting_since = None
+        self.hub._recheck(self)
 
     def _went_down(self, reason: str) -> None:
         was_up = self.up
         self.up, self.connecting, self.waiting_since = False, False, None
         self.inflight.clear()  # not moving now: no longer a reason to hold the clock
+        self.hub._recheck(self)
         if was_up:
+            self.hub._links_up(-1)
             self.listener.on_down(reason)
 
     def _failed(self, reason: str) -> None:
         self.up, self.connecting, self.waiting_since = False, False, None
+        self.hub._recheck(self)
         self.listener.on_connect_failed(reason)
 
     def _acked(self, ticket: int) -> None:
         self.inflight.pop(ticket, None)
+        self.hub._recheck(self)
         self.listener.on_ack(ticket)
 
 
@@ -148,6 +159,14 @@ class MqttHub:
         self.service_ca = service_ca
         self.latency = latency  # simulated seconds a live link may take to acknowledge
         self.links: list[MqttLink] = []
+        # Links the clock may be waiting for (a connect, drop or close unanswered, or a
+        # publish unacknowledged), kept as they change so a hold looks at those alone:
+        # a fleet of thousands has only a few under way at any instant.
+        self._busy: dict[MqttLink, None] = {}
+        self._woken = False  # a wake-up byte is on its way to the hub thread
+        self.up = 0  # links connected now
+        # Told (on the engine's thread) how many links are connected, whenever that changes.
+        self.on_links: Callable[[int], None] | None = None
         self._tickets = itertools.count(1)
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._selector = selectors.DefaultSelector()
@@ -179,18 +198,38 @@ class MqttHub:
         A real connection takes real milliseconds; without this, a world running
         as fast as it can would live hours in them.
         """
-        oldest: tuple[float, str] | None = None
-        for link in self.links:
+        oldest: tuple[float, MqttLink, bool] | None = None
+        for link in self._busy:
             since = link.waiting_since
             if since is not None and (oldest is None or since < oldest[0]):
-                oldest = (since, f"the broker to answer {link.serial}'s connection")
+                oldest = (since, link, True)
             if link.up and link.inflight:
-                first = min(link.inflight.values())
+                first = next(iter(link.inflight.values()))  # published in time order
                 if oldest is None or first < oldest[0]:
-                    oldest = (first, f"the broker to acknowledge a record of {link.serial}")
+                    oldest = (first, link, False)
         if oldest is None:
             return None
-        return oldest[0] + self.latency, oldest[1]
+        since, link, connecting = oldest
+        if connecting:
+            return since + self.latency, f"the broker to answer {link.serial}'s connection"
+        return since + self.latency, f"the broker to acknowledge a record of {link.serial}"
+
+    @property
+    def busy(self) -> int:
+        """Links the clock may be waiting for now."""
+        return len(self._busy)
+
+    def _links_up(self, change: int) -> None:
+        self.up += change
+        if self.on_links is not None:
+            self.on_links(self.up)
+
+    def _busy_now(self, link: MqttLink) -> None:
+        self._busy[link] = None
+
+    def _recheck(self, link: MqttLink) -> None:
+        if link.waiting_since is None and not (link.up and link.inflight):
+            self._busy.pop(link, None)
 
     def _open_sockets(self) -> list[Any]:
         return [
@@ -223,6 +262,11 @@ class MqttHub:
         self._wake()
 
     def _wake(self) -> None:
+        # One byte wakes the hub however many commands follow it before it reads them:
+        # a cart publishing a record must not cost a system call each.
+        if self._woken:
+            return
+        self._woken = True
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
 
@@ -239,17 +283,36 @@ class MqttHub:
                     continue
                 try:
                     if mask & selectors.EVENT_READ:
-                        client.loop_read()
+                        self._read(client)
                     if mask & selectors.EVENT_WRITE and client.socket() is not None:
                         client.loop_write()
                 except Exception:  # one device's socket must not stop the others
                     log.exception("simulated device %s: network error", link.serial)
+            # After reading the wake-up bytes, before taking the commands: a command queued
+            # from here on either is taken now or sends a byte of its own.
+            self._woken = False
             self._run_commands()
             if time.monotonic() >= next_misc:
                 for link in self.links:
                     if link._client is not None and link._client.socket() is not None:
                         link._client.loop_misc()
                 next_misc = time.monotonic() + 1.0
+
+    @staticmethod
+    def _read(client: mqtt.Client) -> None:
+        """Read what the broker sent, to the end of what TLS has already decrypted.
+
+        A TLS socket can hold decrypted bytes the selector does not see (several
+        acknowledgements in one record): read them now, or they would wait for the
+        next packet or the selector's timeout, holding the clock half a second.
+        """
+        client.loop_read()
+        for _ in range(10_000):
+            sock = client.socket()
+            pending = getattr(sock, "pending", None)
+            if pending is None or not pending():
+                return
+            client.loop_read()
 
     def _drain_wake(self) -> None:
         try:
@@ -284,6 +347,10 @@ class MqttHub:
         client.max_queued_messages_set(0)
 
         def opened(_c: Any, _u: Any, sock: Any) -> None:
+            # A device's small packets go at once: with Nagle's algorithm a publish can wait
+            # for the delayed acknowledgement of the last one, tens of milliseconds held.
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._selector.register(sock, selectors.EVENT_READ, link)
 
         def closed(_c: Any, _u: Any, sock: Any) -> None:

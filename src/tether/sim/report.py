@@ -59,7 +59,8 @@ def _lines(c: Counter[str], devices: dict[str, int]) -> list[str]:
         )
     if devices.get("retail-cart") or devices.get("power-tool"):
         out.append(
-            f"MQTT: {c['mqtt.publishes']:,} publishes, "
+            f"MQTT: at most {c['mqtt.connected_peak']:,} devices connected at once, "
+            f"{c['mqtt.publishes']:,} publishes, "
             f"{c['mqtt.unacknowledged_at_link_loss']:,} unacknowledged when a link died (sent "
             f"again), {c['mqtt.acks_for_copies']:,} acknowledgements for copies of records "
             "acknowledged before"

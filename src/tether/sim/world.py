@@ -72,6 +72,14 @@ class World:
         self.stores: list[Store] = []
         self.carts: list[Cart] = []
         self.tools: list[Tool] = []
+        if hub is not None:
+            hub.on_links = self._links_up
+
+    def _links_up(self, up: int) -> None:
+        """MQTT devices connected at once, now and at most (the load mode's honest count)."""
+        counts = self.ledger.counts
+        counts["mqtt.connected"] = up
+        counts["mqtt.connected_peak"] = max(counts["mqtt.connected_peak"], up)
 
     def _rng(self, kind: str, index: int) -> random.Random:
         return random.Random(f"{self.scenario.seed}:{kind}:{index}")
