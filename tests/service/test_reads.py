@@ -80,3 +80,28 @@ def test_events_cli(platform: Platform) -> None:
     result = runner.invoke(cli, [*base, "replay"])
     assert result.exit_code == 0
     assert "duplicate: 3" in result.output and "rejected: 2" in result.output
+
+
+def test_fleet_view_over_http(platform: Platform) -> None:
+    """/v1/fleet: presence per class and site, outcome totals and rates, gaps, latest rejects."""
+    cart = provision(platform, "retail-cart")
+    client = TestClient(create_app(platform))
+    assert client.get("/v1/fleet", headers={}).status_code == 401
+    empty = client.get("/v1/fleet", headers=AUTH).json()
+    assert (empty["accepted"], empty["rejected"], empty["presence"]) == (0, 0, [])
+    landed(platform, cart)
+    again = submit(cart.serial, cart.record(6, "health", HEALTH), door="mqtt")
+    assert [o.outcome for o in platform.gate.process([again])] == ["duplicate"]
+    start = cart.record(12, "session-start", {"session_id": "s-000001", "store": "north"})
+    platform.gate.process([submit(cart.serial, start, door="mqtt")])
+    platform.projector.drain()
+    fleet = client.get("/v1/fleet", headers=AUTH).json()
+    assert (fleet["accepted"], fleet["duplicates"], fleet["rejected"]) == (4, 1, 2)
+    assert fleet["rates"]["accepted"] > 0  # since the first look
+    assert fleet["presence"] == [
+        {"device_class": "retail-cart", "site": "north", "online": 1, "seen": 1}
+    ]
+    assert (fleet["devices_with_gaps"], fleet["lost"], fleet["pending"]) == (1, 2, 6)
+    assert fleet["forgeries_refused"] == 1
+    assert fleet["rejects_by_code"] == {"schema_invalid": 1, "bad_signature": 1}
+    assert [r["code"] for r in fleet["recent_rejects"]] == ["schema_invalid", "bad_signature"]

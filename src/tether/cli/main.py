@@ -50,7 +50,18 @@ def _global(
 
 
 def _register() -> None:
-    from tether.cli import accounts, ca, certs, devices, events, firmware, migrate, rubric, serve
+    from tether.cli import (
+        accounts,
+        ca,
+        certs,
+        demo,
+        devices,
+        events,
+        firmware,
+        migrate,
+        rubric,
+        serve,
+    )
     from tether.masking.cli import app as mask_app
     from tether.sim.cli import app as sim_app
 
@@ -63,6 +74,7 @@ def _register() -> None:
     app.add_typer(events.app, name="events")
     app.command("replay")(events.replay)
     app.command("serve")(serve.serve)
+    app.command("demo")(demo.demo)
     app.command("migrate")(migrate.migrate)
     app.command("worker")(serve.worker)
     app.command("rubric")(rubric.rubric)

@@ -14,6 +14,7 @@ device is also a security event.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -156,6 +157,13 @@ class Gate:
         self.on_security_event = on_security_event
         # Each device's record budget; None judges without one (replay).
         self.budget = budget
+        self._duplicates = 0  # records answered duplicate, for the fleet view
+        self._tally = threading.Lock()
+
+    @property
+    def duplicates(self) -> int:
+        """Records this gate answered ``duplicate`` since it was made."""
+        return self._duplicates
 
     def process(self, batch: Sequence[Submission]) -> list[Outcome]:
         """Judge every submission; return one outcome each, in order.
@@ -232,7 +240,10 @@ class Gate:
         for i, event, offset in zip(accepted_at, events, offsets, strict=True):
             verdict = ACCEPTED if offset is not None else DUPLICATE
             outcomes[i] = Outcome(event.serial, event.seq, verdict, None, None, event)
-        return [o for o in outcomes if o is not None]
+        judged = [o for o in outcomes if o is not None]
+        with self._tally:
+            self._duplicates += sum(1 for o in judged if o.outcome == DUPLICATE)
+        return judged
 
     def reject_at_door(self, rejected: Sequence[tuple[Submission, Outcome]]) -> None:
         """Dead-letter records a front door refused before the gate could read them."""

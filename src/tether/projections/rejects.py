@@ -117,6 +117,14 @@ class RejectLog(SqlDatabase):
             ).all()
         return [Reject(**r._mapping) for r in rows]
 
+    def latest(self, limit: int = 50) -> list[Reject]:
+        """The newest rejects of every device, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(rejects).order_by(rejects.c.offset.desc()).limit(limit)
+            ).all()
+        return [Reject(**r._mapping) for r in rows]
+
     def counts(self, serial: str | None = None) -> list[RejectCount]:
         """Rejects per class, firmware version and code (of one device, or all)."""
         query = (

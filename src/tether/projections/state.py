@@ -95,6 +95,24 @@ class DeviceStateStore(SqlDatabase):
             ).all()
         return {r.serial: _state(r) for r in rows}
 
+    def presence(self, since_ms: int) -> list[tuple[str | None, str | None, int, int]]:
+        """Per class and site: devices that landed anything since ``since_ms``, and all seen."""
+        c = device_state.c
+        online = sa.func.sum(sa.case((c.last_seen >= since_ms, 1), else_=0))
+        query = (
+            sa.select(c.device_class, c.site, online, sa.func.count())
+            .group_by(c.device_class, c.site)
+            .order_by(c.device_class, c.site)
+        )
+        with self._read() as conn:
+            return [(r[0], r[1], int(r[2] or 0), int(r[3])) for r in conn.execute(query)]
+
+    def lowest_held(self) -> dict[str, int | None]:
+        """Every device's ``lowest_seq_held`` from its newest hello (None before one)."""
+        c = device_state.c
+        with self._read() as conn:
+            return {r[0]: r[1] for r in conn.execute(sa.select(c.serial, c.lowest_seq_held))}
+
     def apply(self, events: Sequence[AcceptedEvent], runtimes: dict[str, ClassRuntime]) -> None:
         """Fold accepted events into the state of their devices, in one transaction."""
         if not events:

@@ -1,4 +1,4 @@
-"""Read routes for what landed: a device's events, gaps and rejects (operator token)."""
+"""Read routes for what landed: a device's events, gaps and rejects, the fleet (operator token)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from tether.platform import Platform
 from tether.projections.gaps import find_gaps
+from tether.service.fleet import FleetView
 
 
 def device_gaps(platform: Platform, serial: str) -> dict[str, Any]:
@@ -25,6 +26,7 @@ def device_gaps(platform: Platform, serial: str) -> dict[str, Any]:
 
 def read_routes(platform: Platform, operator: Any) -> APIRouter:
     router = APIRouter(dependencies=[Depends(operator)])
+    fleet = FleetView(platform, gaps_every=0)
 
     @router.get("/v1/devices/{serial}/events")
     def events(serial: str, limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
@@ -47,5 +49,10 @@ def read_routes(platform: Platform, operator: Any) -> APIRouter:
     @router.get("/v1/rejects/counts")
     def reject_counts() -> dict[str, Any]:
         return {"counts": [asdict(c) for c in platform.rejects.counts()]}
+
+    @router.get("/v1/fleet")
+    def fleet_summary() -> dict[str, Any]:
+        """Presence per class and site, outcomes and their rates, gaps, the latest rejects."""
+        return fleet.snapshot().to_json()
 
     return router

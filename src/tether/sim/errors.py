@@ -11,3 +11,7 @@ class ScenarioError(TetherError):
 
 class SimulationError(TetherError):
     """The simulated world could not go on: a front door refused it or stopped answering."""
+
+
+class RunStopped(SimulationError):
+    """The run was asked to stop (Ctrl-C, a signal) before it ended; nothing was compared."""

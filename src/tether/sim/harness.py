@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -113,16 +114,23 @@ class SimPlatform:
             time.sleep(0.05)
         time.sleep(0.2)  # what was being written when the backlog emptied
 
-    def settle(self, expected: int, idle_seconds: float = 10.0, timeout: float = 300.0) -> int:
+    def settle(
+        self,
+        expected: int,
+        idle_seconds: float = 10.0,
+        timeout: float = 300.0,
+        stop: Callable[[], bool] | None = None,
+    ) -> int:
         """Wait until the telemetry store holds ``expected`` events and nothing is in flight.
 
         Returns when that is so, or when nothing has moved for ``idle_seconds``
-        (the comparison then says what is missing), or after ``timeout``.
+        (the comparison then says what is missing), after ``timeout``, or as
+        soon as ``stop()`` is true.
         """
         deadline = time.monotonic() + timeout
         last: tuple[int, int, int] | None = None
         still_since = time.monotonic()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop is not None and stop()):
             count = self.platform.telemetry.count(self.tenant)
             received = self.runtime.bridge.received if self.runtime and self.runtime.bridge else 0
             state = (count, self.backlog(), received)

@@ -20,7 +20,7 @@ from tether.sim.adversary import Adversary
 from tether.sim.check import Comparison, StoreView, compare
 from tether.sim.clock import SimClock
 from tether.sim.engine import Engine
-from tether.sim.errors import SimulationError
+from tether.sim.errors import RunStopped, SimulationError
 from tether.sim.gateway import Gateway
 from tether.sim.harness import HOST, SimPlatform
 from tether.sim.ledger import Ledger, delays
@@ -131,8 +131,21 @@ def run_scenario(
     speed: float | str | None = "scenario",
     on_stage: Stage | None = None,
     on_tick: Tick | None = None,
+    on_ready: Callable[[SimPlatform], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> RunReport:
-    """Run ``scenario`` against a fresh platform in ``workdir``; ``speed`` overrides its own."""
+    """Run ``scenario`` against a fresh platform in ``workdir``; ``speed`` overrides its own.
+
+    ``on_ready`` is given the platform once its doors are open; when ``stop()``
+    turns true the run ends at once with :class:`RunStopped`, the platform and
+    every process it started stopped, nothing compared.
+    """
+    stopped = stop or (lambda: False)
+
+    def check_stop() -> None:
+        if stopped():
+            raise RunStopped("the run was stopped before it ended")
+
     real_start = time.monotonic()
     pace = scenario.speed if speed == "scenario" else speed
     assert pace is None or isinstance(pace, float)
@@ -145,11 +158,18 @@ def run_scenario(
     ledger = Ledger()
     gateway: Gateway | None = None
     hub: MqttHub | None = None
-    stage = on_stage or (lambda _what, _done, _total: None)
+
+    def stage(what: str, done: int, total: int) -> None:
+        if on_stage is not None:
+            on_stage(what, done, total)
+        check_stop()
+
     try:
         stage("starting the platform", 0, 1)
         target.start()
         stage("starting the platform", 1, 1)
+        if on_ready is not None:
+            on_ready(target)
         gateway = Gateway(HOST, target.https_port, target.service_ca_pem)
         if needs_mqtt:
             hub = MqttHub(
@@ -188,9 +208,11 @@ def run_scenario(
             if on_tick is not None:
                 on_tick(clock.now() - clock.start, scenario.duration, ledger.counts)
 
-        engine.run(world.end, tick=tick)
+        engine.run(world.end, stop_when=stop, tick=tick)
+        check_stop()
         world.restore_networks()
-        engine.run(world.end + WIND_DOWN, stop_when=lambda: world.quiet, tick=tick)
+        engine.run(world.end + WIND_DOWN, stop_when=lambda: world.quiet or stopped(), tick=tick)
+        check_stop()
         end = clock.now()
         undelivered = world.undelivered()
         if hub is not None:
@@ -198,7 +220,8 @@ def run_scenario(
             hub = None
         stage("landing", 0, 1)
         expected = sum(len(book.expected().records) for book in ledger.books.values())
-        target.settle(expected)
+        target.settle(expected, stop=stopped)
+        check_stop()
         stage("landing", 1, 1)
         comparison = compare(ledger, StoreView(target.platform), undelivered)
         if adversary is not None:
