@@ -64,9 +64,9 @@ def test_demo_headless_reports_the_fleet_and_the_attacks(tmp_path: Path) -> None
     doc = json.loads(report.read_text())
     run, fleet = doc["run"], doc["fleet"]
     assert run["ok"] and run["scenario"] == "demo"
-    # Every class is present, carts and tools by their sites, brushes at home.
+    # Every class is present, carts and tools by their sites; brushes name none.
     sites = {(p["device_class"], p["site"]) for p in fleet["presence"]}
-    assert ("oral-care-brush", "home") in sites
+    assert ("oral-care-brush", "-") in sites
     assert {("retail-cart", "store-north"), ("retail-cart", "store-south")} <= sites
     assert {("power-tool", "north-yard"), ("power-tool", "dock-7")} <= sites
     # The view's totals are what landed and what the attacks were answered.

@@ -31,7 +31,7 @@ from tether.platform import Platform
 from tether.projections.gaps import find_gaps
 from tether.projections.projector import CONSUMER as PROJECTOR
 
-HOME = "home"  # the site shown for devices whose records name none (a brush)
+NO_SITE = "-"  # for devices whose records named no site yet (a brush never does)
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class FleetView:
     def _presence(self, now: float) -> list[Presence]:
         rows = self.platform.device_state.presence(int((now - self.window) * 1000))
         return [
-            Presence(cls or "?", site or HOME, online, seen) for cls, site, online, seen in rows
+            Presence(cls or "?", site or NO_SITE, online, seen) for cls, site, online, seen in rows
         ]
 
     def _count_gaps(self) -> tuple[int, int, int]:
