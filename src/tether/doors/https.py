@@ -61,7 +61,7 @@ class TokenBucket:
             return (1 - tokens) / self.rate
 
 
-def _error(
+def error(
     status: int, kind: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"error": kind, "detail": detail}, status_code=status, headers=headers)
@@ -83,20 +83,20 @@ def records_router(platform: Platform, bucket: TokenBucket | None = None) -> API
 
     @router.post("/v1/records", response_model=None)
     async def records(request: Request) -> JSONResponse:
-        credential = _credential(platform, request)
-        if isinstance(credential, JSONResponse):
-            return credential
-        door, who, account = credential
+        sender = credential(platform, request)
+        if isinstance(sender, JSONResponse):
+            return sender
+        door, who, account = sender
         wait = throttle.take(who, time.monotonic())
         if wait > 0:
-            return _error(
+            return error(
                 429,
                 "rate_limited",
                 "too many requests; retry later",
                 {"Retry-After": str(max(1, round(wait)))},
             )
         if backlog.over():
-            return _error(
+            return error(
                 429,
                 "rate_limited",
                 f"the platform is {backlog.lag()} events behind in storing what it accepted; "
@@ -105,38 +105,38 @@ def records_router(platform: Platform, bucket: TokenBucket | None = None) -> API
             )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _error(413, "too_large", "a request is at most 1 MiB")
+            return error(413, "too_large", "a request is at most 1 MiB")
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
-            return _error(413, "too_large", "a request is at most 1 MiB")
+            return error(413, "too_large", "a request is at most 1 MiB")
         items = _parse(body)
         if isinstance(items, JSONResponse):
             return items
         if len(items) > MAX_RECORDS:
-            return _error(413, "too_large", f"a request carries at most {MAX_RECORDS} records")
+            return error(413, "too_large", f"a request carries at most {MAX_RECORDS} records")
         arrival = int(platform.clock() * 1000)
         return await _judge(platform, items, door, who, account, arrival)
 
     return router
 
 
-def _credential(platform: Platform, request: Request) -> tuple[str, str, str | None] | JSONResponse:
+def credential(platform: Platform, request: Request) -> tuple[str, str, str | None] | JSONResponse:
     """(door, who, account) for the request, or the 401 to send."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         try:
             account = platform.accounts.authenticate(token.strip())
         except AuthenticationError as exc:
-            return _error(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
+            return error(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
         return GATEWAY, account.id, account.id
     der = client_certificate(request)
     if der is not None:
         try:
             device = platform.verifier.verify(der)
         except CertificateRejectedError as exc:
-            return _error(401, exc.code, exc.detail)
+            return error(401, exc.code, exc.detail)
         return DIRECT, device.serial, None
-    return _error(
+    return error(
         401,
         "unauthorized",
         "send Authorization: Bearer <account token> or connect "
@@ -149,9 +149,9 @@ def _parse(body: bytes) -> list[Any] | JSONResponse:
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, "malformed", f"the request body is not JSON: {exc}")
+        return error(400, "malformed", f"the request body is not JSON: {exc}")
     if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
-        return _error(400, "malformed", 'the body must be {"records": [...]}')
+        return error(400, "malformed", 'the body must be {"records": [...]}')
     return list(doc["records"])
 
 

@@ -39,6 +39,7 @@ class Refusal(StrEnum):
     EXPIRED = "expired"
     MISSING_TRUST = "missing_trust"  # the image needs a trust anchor the device lacks
     WRONG_BASE = "wrong_base"  # a delta's base is not the image the device holds
+    BAD_TIME = "bad_time"  # the platform's time statement is unsigned, stale or not ours
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,19 @@ def anchor_name(key: ec.EllipticCurvePublicKey) -> str:
 
 
 def signature_valid(signed: SignedManifest, anchors: Iterable[ec.EllipticCurvePublicKey]) -> bool:
-    if len(signed.signature) != 64:
+    return signed_by(signed.body, signed.signature, anchors)
+
+
+def signed_by(
+    body: bytes, signature: bytes, anchors: Iterable[ec.EllipticCurvePublicKey]
+) -> bool:
+    """Whether one of ``anchors`` made the raw ``r ‖ s`` ``signature`` over ``body``."""
+    if len(signature) != 64:
         return False
-    r = int.from_bytes(signed.signature[:32], "big")
-    s = int.from_bytes(signed.signature[32:], "big")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
     der = encode_dss_signature(r, s)
-    digest = hashlib.sha256(signed.body).digest()
+    digest = hashlib.sha256(body).digest()
     for key in anchors:
         try:
             key.verify(der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from tether import __version__
 from tether.accounts.routes import account_routes
+from tether.doors.firmware import firmware_router
 from tether.doors.https import records_router
 from tether.errors import (
     AuthenticationError,
@@ -112,6 +113,7 @@ def create_app(platform: Platform) -> FastAPI:
         return JSONResponse({"error": "malformed", "detail": problems}, status_code=400)
 
     app.include_router(records_router(platform))
+    app.include_router(firmware_router(platform))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
