@@ -36,6 +36,10 @@ from tether.projections.rejects import RejectLog
 from tether.projections.state import DeviceStateStore
 from tether.registry.base import DeviceRecord, DeviceRegistry
 from tether.registry.sql import SqlRegistry
+from tether.rollouts.monitor import RolloutMonitor
+from tether.rollouts.service import Rollouts
+from tether.rollouts.store import RolloutStore
+from tether.rollouts.tracker import RolloutTracker
 from tether.settings import Settings
 from tether.store.telemetry.base import TelemetryStore, open_telemetry_store
 from tether.stream.base import Stream, open_stream
@@ -208,6 +212,25 @@ class Platform:
             self.artifact_catalog, self.blobs, self.firmware_key, self.catalog.names(), self.clock
         )
 
+    @cached_property
+    def rollout_store(self) -> RolloutStore:
+        return RolloutStore(self.settings.resolved_entity_url())
+
+    @cached_property
+    def rollouts(self) -> Rollouts:
+        """Staged rollouts: cohorts, plans, the trust check, release and abort."""
+        return Rollouts(self.rollout_store, self.registry, self.artifact_catalog, self.clock)
+
+    @cached_property
+    def rollout_tracker(self) -> RolloutTracker:
+        """Devices' update states from the event log (status reports, boots, faults)."""
+        return RolloutTracker(self.stream("events"), self.rollout_store)
+
+    @cached_property
+    def rollout_monitor(self) -> RolloutMonitor:
+        """Halt rules, notifications in maintenance windows, and stages moving on."""
+        return RolloutMonitor(self.rollout_store, self.clock)
+
     def close(self) -> None:
         self.registry.close()
         self.custody.close()
@@ -221,6 +244,13 @@ class Platform:
             self.gate_group.close()
         for stream in self._streams.values():
             stream.close()
-        for name in ("device_state", "telemetry", "rejects", "artifact_catalog", "blobs"):
+        for name in (
+            "device_state",
+            "telemetry",
+            "rejects",
+            "artifact_catalog",
+            "blobs",
+            "rollout_store",
+        ):
             if name in self.__dict__:
                 getattr(self, name).close()

@@ -2,7 +2,8 @@
 
 The MQTT front door (Mosquitto and its revocation enforcer), and the roles: the
 ingest bridge (``bridge``), the gate worker that judges MQTT records (``gate``),
-the projector that fills the telemetry store and device state (``projector``),
+the projector that fills the telemetry store and device state (``projector``,
+which also runs the rollout tracker and monitor),
 the reject log (``rejects``) and the raw stream's retention (``retention``).
 ``tether serve`` runs the roles named in ``workers.in_serve`` (all by default);
 on production engines the others run in ``tether worker`` processes, any number
@@ -87,6 +88,9 @@ class Runtime:
             raise
         if "projector" in self.roles:
             self._loop("projector", p.projector.run_once)
+            # Rollouts follow the same accepted events: update states, then the halt rules.
+            self._loop("rollout-tracker", p.rollout_tracker.run_once)
+            self._loop("rollout-monitor", p.rollout_monitor.run_once)
         if "rejects" in self.roles:
             self._loop("rejects", p.rejects.run_once)
         if "retention" in self.roles:

@@ -46,7 +46,7 @@ def test_an_unmigrated_entity_store_asks_for_tether_migrate(postgres: PostgresIn
         with pytest.raises(MigrationRequiredError, match=r"entity store .* `tether migrate`"):
             SqlRegistry(empty)
         outcome = migrations.upgrade(migrations.ENTITY, empty)
-        assert outcome.applied == ["0001", "0002", "0003"]
+        assert outcome.applied == ["0001", "0002", "0003", "0004"]
         SqlRegistry(empty).close()
         # postgresql+psycopg:// works as well.
         SqlRegistry("postgresql+psycopg" + empty.removeprefix("postgresql")).close()

@@ -59,6 +59,7 @@ def _register() -> None:
         events,
         firmware,
         migrate,
+        rollout,
         rubric,
         serve,
     )
@@ -70,6 +71,7 @@ def _register() -> None:
     app.add_typer(accounts.app, name="accounts")
     app.add_typer(certs.app, name="certs")
     app.add_typer(firmware.app, name="firmware")
+    app.add_typer(rollout.app, name="rollout")
     app.add_typer(serve.broker_app, name="broker")
     app.add_typer(events.app, name="events")
     app.command("replay")(events.replay)

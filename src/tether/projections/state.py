@@ -39,6 +39,7 @@ device_state = sa.Table(
     sa.Column("last_seen", sa.BigInteger, nullable=False),
     sa.Column("device_class", sa.String(64), nullable=True),
     sa.Column("site", sa.String(64), nullable=True),
+    sa.Column("trust_anchors", sa.Text, nullable=True),  # JSON list from the newest hello
     sa.Index("ix_device_state_seen", "tenant", "last_seen"),
 )
 
@@ -57,6 +58,7 @@ class DeviceState:
     last_seen: int
     device_class: str | None = None
     site: str | None = None  # the last site the device's records named (its class's site field)
+    trust_anchors: list[str] | None = None  # as its newest hello listed them (None: not told)
 
 
 def agreed_capabilities(runtime: ClassRuntime, announced: Iterable[object]) -> list[str]:
@@ -190,10 +192,17 @@ def _fold(old: DeviceState | None, e: AcceptedEvent, runtime: ClassRuntime | Non
             announced=announced,
             agreed=agreed_capabilities(runtime, announced) if runtime else [],
             lowest_seq_held=e.body.get("lowest_seq_held", state.lowest_seq_held),
+            trust_anchors=_anchors(e.body.get("trust_anchors")),
         )
     elif e.type == "boot" and _newer(e.seq, state.boot_seq) and _newer(e.seq, state.hello_seq):
         changes.update(boot_seq=e.seq, fw=e.body.get("fw", state.fw))
     return DeviceState(**{**state.__dict__, **changes})
+
+
+def _anchors(listed: object) -> list[str] | None:
+    if not isinstance(listed, list):
+        return None
+    return sorted({a for a in listed if isinstance(a, str)})
 
 
 def _row(state: DeviceState) -> dict[str, object]:
@@ -203,6 +212,8 @@ def _row(state: DeviceState) -> dict[str, object]:
             row[name] = row[name].replace("\x00", "\ufffd")
     row["announced"] = json.dumps(state.announced)
     row["agreed"] = json.dumps(state.agreed)
+    if state.trust_anchors is not None:
+        row["trust_anchors"] = json.dumps(state.trust_anchors)
     return row
 
 
@@ -210,4 +221,6 @@ def _state(row: sa.Row[tuple[object, ...]]) -> DeviceState:
     data = dict(row._mapping)
     data["announced"] = json.loads(str(data["announced"]))
     data["agreed"] = json.loads(str(data["agreed"]))
+    if data.get("trust_anchors") is not None:
+        data["trust_anchors"] = json.loads(str(data["trust_anchors"]))
     return DeviceState(**data)

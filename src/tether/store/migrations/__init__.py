@@ -190,8 +190,9 @@ def entity_metadata() -> list[sa.MetaData]:
     from tether.firmware import catalog
     from tether.projections import rejects, state
     from tether.registry.sql import metadata
+    from tether.rollouts import store as rollouts
 
-    return [metadata, state.metadata, rejects.metadata, catalog.metadata]
+    return [metadata, state.metadata, rejects.metadata, catalog.metadata, rollouts.metadata]
 
 
 def create_sqlite_entity_schema(url: str) -> None:
