@@ -47,9 +47,7 @@ def sign_time(key: SigningKey, now: float, nonce: str) -> bytes:
     )
 
 
-def read_time(
-    statement: bytes, nonce: str, anchors: Iterable[ec.EllipticCurvePublicKey]
-) -> int:
+def read_time(statement: bytes, nonce: str, anchors: Iterable[ec.EllipticCurvePublicKey]) -> int:
     """The platform's time in ``statement`` if a trust anchor signed it for ``nonce``.
 
     Raises ManifestRefusedError (``bad_time``) naming what is wrong.

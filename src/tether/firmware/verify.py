@@ -65,9 +65,7 @@ def signature_valid(signed: SignedManifest, anchors: Iterable[ec.EllipticCurvePu
     return signed_by(signed.body, signed.signature, anchors)
 
 
-def signed_by(
-    body: bytes, signature: bytes, anchors: Iterable[ec.EllipticCurvePublicKey]
-) -> bool:
+def signed_by(body: bytes, signature: bytes, anchors: Iterable[ec.EllipticCurvePublicKey]) -> bool:
     """Whether one of ``anchors`` made the raw ``r ‖ s`` ``signature`` over ``body``."""
     if len(signature) != 64:
         return False
