@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tether.doors.mqtt.bridge import IngestBridge
 from tether.doors.mqtt.broker import BrokerLayout, legacy_topics
@@ -26,6 +27,7 @@ from tether.doors.mqtt.notices import NoticeClient, Send, notifier
 from tether.gate.pipeline import Outcome
 from tether.gate.worker import GateWorker
 from tether.platform import Platform
+from tether.rollouts.delivery import Delivery
 from tether.settings import ROLES
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,9 @@ class Runtime:
             raise
         if "projector" in self.roles:
             self._loop("projector", p.projector.run_once)
-            # Rollouts follow the same accepted events: update states, then the halt rules.
+            # Rollouts follow the same accepted events: update states, then the halt rules;
+            # devices the monitor notifies get their jobs.
+            p.rollout_monitor.on_notify = Delivery(p, self._lazy_send(layout))
             self._loop("rollout-tracker", p.rollout_tracker.run_once)
             self._loop("rollout-monitor", p.rollout_monitor.run_once)
         if "rejects" in self.roles:
@@ -98,16 +102,31 @@ class Runtime:
 
     def _notifier(self, layout: BrokerLayout) -> Callable[[Sequence[Outcome]], None] | None:
         """How the gate tells devices: through the bridge, a notice session, or not at all."""
+        send = self._send(layout)
+        return None if send is None else notifier(send, self.platform.catalog)
+
+    def _send(self, layout: BrokerLayout) -> Send | None:
+        """Publishing to devices' topics: the bridge's session, a notice session, or none."""
         if not self.mqtt:
             return None
-        send: Send
         if self.bridge is not None:
-            send = self.bridge.send
-        else:
+            return self.bridge.send
+        if self.notices is None:
             self.notices = NoticeClient(layout, self.platform.settings.mqtt.internal_port)
             self.notices.start()
-            send = self.notices.send
-        return notifier(send, self.platform.catalog)
+        return self.notices.send
+
+    def _lazy_send(self, layout: BrokerLayout) -> Send | None:
+        """As ``_send``, opening a notice session only when the first message goes out."""
+        if not self.mqtt:
+            return None
+
+        def send(serial: str, channel: str, message: dict[str, Any]) -> None:
+            publish = self._send(layout)
+            assert publish is not None
+            publish(serial, channel, message)
+
+        return send
 
     def _loop(self, name: str, step: Callable[[], int]) -> None:
         def run() -> None:

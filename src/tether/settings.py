@@ -41,6 +41,12 @@ class HttpsSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8443, ge=0, le=65535)
     hostnames: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    # The address devices reach this listener by, put in update jobs' download URLs;
+    # empty: https://<first hostname>:<port>.
+    public_url: str = ""
+
+    def resolved_public_url(self) -> str:
+        return self.public_url.rstrip("/") or f"https://{self.hostnames[0]}:{self.port}"
 
 
 class MqttSettings(_Section):

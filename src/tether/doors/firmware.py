@@ -1,5 +1,7 @@
 """Firmware delivery over HTTPS: signed manifests, images with byte ranges, signed time.
 
+- ``GET /v1/ota/jobs``: a phone app's pending update jobs, for its bonded devices
+  (``tether.rollouts.delivery``);
 - ``GET /v1/time?nonce=HEX``: the platform's time for that nonce, signed with the
   firmware-signing key (``tether.firmware.timestamp``);
 - ``GET /v1/firmware/{class}/{version}/manifest[?delta_from=BASE]``: the signed
@@ -29,6 +31,7 @@ from tether.firmware.manifest import SignedManifest
 from tether.firmware.timestamp import NONCE, sign_time
 from tether.gate.submission import DIRECT
 from tether.platform import Platform
+from tether.rollouts.delivery import Delivery
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -54,6 +57,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 def firmware_router(platform: Platform) -> APIRouter:
     router = APIRouter()
+    delivery = Delivery(platform)
 
     def allowed(request: Request, artifact: Artifact) -> JSONResponse | None:
         """None when the caller may fetch ``artifact``, else the answer to send."""
@@ -90,6 +94,19 @@ def firmware_router(platform: Platform) -> APIRouter:
             )
         assert artifact.delta_blob_key is not None and artifact.delta_size is not None
         return artifact, artifact.delta_manifest, artifact.delta_blob_key, artifact.delta_size
+
+    @router.get("/v1/ota/jobs", response_model=None)
+    def ota_jobs(request: Request) -> Response:
+        """A phone app's pending update jobs: its bonded devices notified in a running rollout."""
+        who = credential(platform, request)
+        if isinstance(who, JSONResponse):
+            return who
+        door, _, account = who
+        if door == DIRECT or account is None:
+            return error(
+                403, "forbidden", "update jobs reach a device on its commands topic, not here"
+            )
+        return JSONResponse({"jobs": delivery.for_account(account)})
 
     @router.get("/v1/time", response_model=None)
     def signed_time(request: Request, nonce: str = Query(...)) -> Response:

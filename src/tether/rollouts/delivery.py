@@ -1,0 +1,96 @@
+"""Delivery: a device the monitor notified gets its update job.
+
+- A device whose class speaks MQTT gets the job on ``tether/v1/{serial}/commands``
+  (QoS 1, through the bridge's session or a notice session) when it is notified.
+- A phone-relayed device's job waits for its app: ``GET /v1/ota/jobs`` answers an
+  account with the jobs of its bonded devices notified in a rollout that is not
+  halted or aborted, and not yet installed; the app then fetches the image and streams it in chunks.
+
+A job's id is the same for a (rollout, device) every time it is made, so a job
+sent again or fetched twice is one job to the device; its signed time is fresh.
+A device running the version the image was made a delta from gets the delta.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from tether.doors.mqtt.notices import Send
+from tether.firmware.jobs import make_job
+from tether.platform import Platform
+from tether.rollouts.model import (
+    COMPLETED,
+    DOWNLOADING,
+    NOTIFIED,
+    RUNNING,
+    VERIFYING,
+    Rollout,
+)
+
+log = logging.getLogger(__name__)
+PENDING = (NOTIFIED, DOWNLOADING, VERIFYING)  # told, not yet installed: a job to (re)offer
+
+
+def job_id(rollout: int, serial: str) -> str:
+    return hashlib.sha256(f"{rollout}/{serial}".encode()).hexdigest()[:32]
+
+
+class Delivery:
+    """Makes jobs, publishes them to MQTT devices, and lists those waiting for apps."""
+
+    def __init__(self, platform: Platform, send: Send | None = None) -> None:
+        self.platform = platform
+        self.send = send
+        self.base_url = platform.settings.https.resolved_public_url()
+
+    def jobs(self, rollout: Rollout, serials: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The update job of each device, for the firmware it runs now."""
+        p = self.platform
+        artifact = p.artifact_catalog.get(rollout.device_class, rollout.version)
+        key, now = p.firmware_key(), p.clock()
+        states = p.device_state.many(serials)
+        out = {}
+        for serial in serials:
+            state = states.get(serial)
+            out[serial] = make_job(
+                artifact,
+                str(rollout.id),
+                self.base_url,
+                key,
+                now,
+                running=state.fw if state else None,
+                job=job_id(rollout.id, serial),
+            )
+        return out
+
+    def __call__(self, rollout: Rollout, serials: Sequence[str]) -> None:
+        """The monitor's ``on_notify``: publish the jobs of devices reachable over MQTT."""
+        if self.send is None:
+            return
+        pack = self.platform.catalog.get(rollout.device_class).pack
+        if "mqtt" not in pack.transports:
+            return  # their apps fetch the jobs
+        for serial, job in self.jobs(rollout, serials).items():
+            self.send(serial, "commands", job)
+        log.info("rollout %d: sent %d update jobs", rollout.id, len(serials))
+
+    def for_account(self, account_id: str) -> list[dict[str, Any]]:
+        """Jobs waiting for this account's app: its bonded devices, notified and not installed."""
+        p = self.platform
+        serials = [bond.serial for bond in p.accounts.bonds_of(account_id)]
+        targets = p.rollout_store.targets(serials)
+        waiting: dict[int, list[str]] = {}
+        for serial, target in targets.items():
+            if target.state in PENDING:
+                waiting.setdefault(target.rollout_id, []).append(serial)
+        out = []
+        for rid, devices in sorted(waiting.items()):
+            rollout = p.rollout_store.get(rid)
+            if rollout.state not in (RUNNING, COMPLETED):
+                continue  # a halt holds what was not installed yet; an abort ends it
+            for serial, job in self.jobs(rollout, devices).items():
+                out.append({"serial": serial, "job": job})
+        return out
