@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -311,3 +312,23 @@ def test_reports_for_unknown_devices_are_listed_not_raised(
     r = platform.rollouts.create(CohortSpec("retail-cart"), "2.0.0", "100%:0h").rollout
     applied = platform.rollout_store.apply([Report("NOPE", "downloading", NOW, r.id)])
     assert applied.changed == 0 and "NOPE" in applied.ignored[0]
+
+
+def test_a_device_refusing_a_forged_manifest_is_a_security_event(
+    platform: Platform, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_fleet(platform, fleet(3))
+    add_image(platform, tmp_path)
+    r = platform.rollouts.create(CohortSpec("retail-cart"), "2.0.0", "100%:0h").rollout
+    platform.rollout_monitor.check()
+    first, second, _ = (d.serial for d in platform.rollout_store.devices(r.id))
+    status = {"rollout": str(r.id), "version": "2.0.0", "state": "failed"}
+    with caplog.at_level(logging.WARNING, logger="tether.rollouts.tracker"):
+        platform.rollout_tracker.apply(
+            [
+                event(first, 10, "ota-status", NOW + 60, **status, reason="bad_signature"),
+                event(second, 10, "ota-status", NOW + 60, **status, reason="hash_mismatch"),
+            ]
+        )
+    warned = [m for m in caplog.messages if m.startswith("security event")]
+    assert len(warned) == 1 and first in warned[0] and "trust anchor" in warned[0]

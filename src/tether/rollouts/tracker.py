@@ -4,7 +4,8 @@ A consumer of the event log like the projector, with its own position
 (``rollouts``). It reads:
 
 - ``ota-status`` v1 ``{rollout, version, state, reason}``: downloading,
-  verifying, installed, failed (with its reason);
+  verifying, installed, failed (with its reason; a ``bad_signature`` refusal is
+  also logged as a security event);
 - ``boot`` v1 ``{fw, slot, previous_fw, rolled_back}``: the target version
   booted clean, or ``rolled_back`` after trying it (also after it had booted
   clean: the rollback is recorded and counted against the target version). Any
@@ -24,9 +25,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from tether.firmware.verify import Refusal
 from tether.gate.submission import AcceptedEvent
 from tether.rollouts.health import FAULT, REBOOT
-from tether.rollouts.model import BOOTED, REPORTED_STATES, ROLLED_BACK
+from tether.rollouts.model import BOOTED, FAILED, REPORTED_STATES, ROLLED_BACK
 from tether.rollouts.store import Applied, Report, RolloutStore
 from tether.stream.base import Stream
 
@@ -107,6 +109,16 @@ class RolloutTracker:
 
     def apply(self, events: Sequence[AcceptedEvent]) -> Applied:
         reports, signals = reports_and_signals(events, self.store)
+        for r in reports:
+            if r.state == FAILED and (r.reason or "").startswith(Refusal.BAD_SIGNATURE.value):
+                # Someone handed the device an image it could not trust: a security event.
+                log.warning(
+                    "security event: %s refused an update of rollout %s whose manifest no "
+                    "firmware trust anchor it carries signed (%s)",
+                    r.serial,
+                    r.rollout_id,
+                    r.reason,
+                )
         applied = self.store.apply(reports)
         self.store.add_signals(signals)
         for why in applied.ignored[:10]:
