@@ -84,11 +84,14 @@ class RolloutMonitor:
         current = rollout.current_stage
         started = [] if current is None else list(range(current.index + 1))
         devices = self.store.devices(rid, started)
+        # The halt rules compare against the rollout's devices still on the old version,
+        # later stages' included: once a stage has updated, its own devices leave no baseline.
+        everyone = self.store.devices(rid)
         policy = HaltPolicy.from_dict(rollout.policy)
         policy = self._after_release(rid, policy, devices_rolled_back(devices), now)
         last_seen = self.store.last_seen(rid)
         signals = self.store.signals(rid, now - policy.fault_window_s)
-        reasons = evaluate(devices, last_seen, signals, now, policy)
+        reasons = evaluate(everyone, last_seen, signals, now, policy)
         reasons = [r for r in reasons if not self._quiet(rid, r, now)]
         if reasons:
             known = {(h.rule, h.hw) for h in rollout.halts}
@@ -97,7 +100,7 @@ class RolloutMonitor:
                 self.store.halt(rid, reasons)
                 for r in new:
                     log.warning("rollout %d halted: %s: %s", rid, r.rule, r.detail)
-            self._snapshot(rid, devices, last_seen, now, policy)
+            self._snapshot(rid, everyone, last_seen, now, policy)
             return new
         if rollout.state == RUNNING and current is not None:
             self._notify(rollout, [d.serial for d in devices if d.state == QUEUED], now)
@@ -106,7 +109,7 @@ class RolloutMonitor:
                     self.store.start_stage(rid, current.index + 1, now)
                 elif not any(d.state == QUEUED for d in self.store.devices(rid, [current.index])):
                     self.store.finish(rid, COMPLETED, now)
-        self._snapshot(rid, devices, last_seen, now, policy)
+        self._snapshot(rid, everyone, last_seen, now, policy)
         return []
 
     def _after_release(
