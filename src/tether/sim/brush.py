@@ -34,8 +34,13 @@ from collections import deque
 from dataclasses import dataclass
 
 from tether.devices.secure_element import SecureElement
+from tether.firmware.jobs import Job
 from tether.sim.ble import Stored
 from tether.sim.ledger import Ledger
+from tether.sim.ota.agent import UpdateAgent
+from tether.sim.ota.device import OtaDevice
+from tether.sim.ota.install import Committed, Refused
+from tether.sim.ota.receiver import Ack, Reply
 from tether.sim.wire import (
     Record,
     bond_frame,
@@ -114,6 +119,11 @@ class Brush:
         self.head_id = 0 if habits.off_brand_heads else rng.randint(1, 0xFFFF)
         self.bonded_phone: str | None = None
         self.sessions = 0
+        # The update side (scenarios with rollouts): A/B flash, and the agent that reports.
+        self.ota: OtaDevice | None = None
+        self.agent: UpdateAgent | None = None
+        self._boot_seq: int | None = None  # the boot record whose acknowledgement marks good
+        self._now = now  # the time of the phone contact under way
         ledger.device(serial, "oral-care-brush")
 
     # flash
@@ -241,12 +251,14 @@ class Brush:
             else [r.seq for r in self.ring]
         )
         lowest = held[0] if held else seq
-        body = {
+        body: dict[str, object] = {
             "fw": self.fw,
             "hw": self.hw,
             "capabilities": list(self.capabilities),
             "lowest_seq_held": lowest,
         }
+        if self.agent is not None:
+            body["trust_anchors"] = self.agent.trust_anchors
         record = json_record(
             self.serial, seq, int(self.rtc.read(now) * 1000), "hello", body, self._sign, now
         )
@@ -265,6 +277,108 @@ class Brush:
         self._store(record)
         self.ledger.count("brush.button_holds")
         return record
+
+    # firmware updates, relayed by the phone
+    def report(self, type: str, body: dict[str, object]) -> None:
+        """A record of the update side (``ota-status``, ``boot``), stored like any other."""
+        seq = self._take_seq()
+        at = int(self.rtc.read(self._now) * 1000)
+        record = json_record(self.serial, seq, at, type, dict(body), self._sign, self._now)
+        self._store(record)
+        self.ledger.count(f"brush.{type}")
+        if type == "boot":
+            self._boot_seq = seq
+
+    def acknowledged(self, below: int) -> None:
+        """The phone says tether acknowledged every record below ``below``."""
+        if self.ota is not None and self._boot_seq is not None and self._boot_seq < below:
+            self._boot_seq = None
+            self.ota.acknowledge()
+
+    def update_port(self, message: dict[str, object], now: float) -> BrushUpdate | None:
+        """The phone hands over an update job: the port its chunks go to, or None."""
+        self._now = now
+        if self.agent is None:
+            return None
+        job = self.agent.read(dict(message))
+        if job is None or job.job in self.agent.done:
+            return None
+        return BrushUpdate(self, job)
+
+    def reboot(self, now: float) -> None:
+        """Into what the bootloader chooses (the new slot after an install); attest it."""
+        assert self.ota is not None
+        self._now = now
+        before = len(self.ota.boots)
+        boot = self.ota.boot_until_up()
+        crashed = sum(1 for b in self.ota.boots[before:] if b.crashed)
+        if crashed:
+            self.ledger.count("ota.crashes_at_boot", crashed)
+        self.fw = boot.version
+        assert boot.record is not None
+        self.report("boot", boot.record.body())
+        self.ledger.count("brush.reboots")
+
+
+class BrushUpdate:
+    """What the phone's chunk sender talks to: the brush taking one job over BLE."""
+
+    def __init__(self, brush: Brush, job: Job) -> None:
+        self.brush = brush
+        self.job = job
+        self.outcome: str | None = None
+        self._verifying = False
+
+    def offer(self, envelope: bytes, platform_time: int, payload: int) -> object:
+        """The brush judges the job's own manifest at the job's verified time."""
+        brush, agent = self.brush, self.brush.agent
+        assert brush.ota is not None and agent is not None
+        version = self.job.manifest.manifest().version
+        if brush.ota.version == version:
+            agent.done.add(self.job.job)
+            return Committed(brush.ota.running or "A", version)
+        answer = brush.ota.offer(self.job.manifest.envelope(), self.job.time, payload)
+        if isinstance(answer, Refused):
+            if answer.reason not in ("busy", "off"):
+                agent.done.add(self.job.job)
+                agent.status(
+                    self.job.rollout, version, "failed", f"{answer.reason}: {answer.detail}"
+                )
+            return answer
+        agent.status(self.job.rollout, version, "downloading")
+        if isinstance(answer, Committed):
+            self._installed(version)
+        return answer
+
+    def receive(self, chunk: bytes) -> Reply:
+        brush, agent = self.brush, self.brush.agent
+        assert brush.ota is not None and agent is not None
+        cursor = brush.ota.receiver.cursor()
+        last = cursor is not None and cursor.cursor + 2 == cursor.count
+        version = self.job.manifest.manifest().version
+        if last and not self._verifying:
+            self._verifying = True
+            agent.status(self.job.rollout, version, "verifying")
+        reply = brush.ota.receive(chunk)
+        if isinstance(reply, Ack) and reply.complete and self.outcome is None:
+            if brush.ota.flash.meta.pending is not None:
+                self._installed(version)
+            else:
+                events = brush.ota.events
+                why = events[-1].detail if events else "not installed"
+                agent.done.add(self.job.job)
+                agent.status(self.job.rollout, version, "failed", why)
+                self.outcome = "failed"
+        return reply
+
+    def _installed(self, version: str) -> None:
+        brush, agent = self.brush, self.brush.agent
+        assert agent is not None
+        agent.done.add(self.job.job)
+        agent.status(self.job.rollout, version, "installed")
+        self.outcome = "installed"
+        brush.ledger.count("ota.installed")
+        brush.reboot(brush._now)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

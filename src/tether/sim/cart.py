@@ -21,6 +21,17 @@ What it models, from the seeds (002 parts 01-02):
   some records reach the broker twice, as the seeds warn.
 - **Reject notices** on its rejects topic: ``rate_limited`` puts the record
   back in flash to send later; any other code is an anomaly for the report.
+- **Firmware updates** (when the scenario has rollouts, ``Cart.ota``): an update
+  job on the commands topic is read and checked, the image fetched over HTTPS
+  with the cart's client certificate in byte ranges (a dropped link resumes at
+  the first byte not yet kept), verified and committed, and the cart reboots;
+  ``ota-status`` records and the ``boot`` attestation go out like any record,
+  and the slot is marked good once the broker acknowledges the attestation. An
+  image's declared defects play out: a crash at boot (the boot counter returns
+  the cart to its old slot), a crash some hours after boot (the slot was marked
+  good, so nothing rolls back: the cart crashes at every boot and stays dark
+  until someone power-cycles it), a raised fault rate. A job that arrives while
+  a customer is shopping waits until the cart is docked.
 """
 
 from __future__ import annotations
@@ -33,9 +44,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.devices.secure_element import SecureElement
+from tether.firmware.jobs import Job
 from tether.sim.engine import Engine
 from tether.sim.ledger import Ledger
 from tether.sim.mqtt import MqttLink
+from tether.sim.ota.agent import UpdateAgent
+from tether.sim.ota.device import OtaDevice
+from tether.sim.ota.fetch import Fetcher
 from tether.sim.stores import Item, Store
 from tether.sim.wire import Record, json_record
 
@@ -46,6 +61,8 @@ DRAW = {"active": 5.5, "paused": 2.0, "idle": 2.5, "docked": -40.0, "car-park": 
 BATTERY_CLIFF = 8.0
 SENT_MEMORY = 4000  # acknowledged records a cart keeps in case one comes back rate_limited
 FINAL = ("complete", "abandoned", "voided")
+PIECE = 16 * 1024  # bytes a cart asks the door for in one range request
+BYTES_PER_S = {"wifi": 250_000.0, "lte-m": 25_000.0}
 
 
 @dataclass
@@ -108,6 +125,21 @@ class Cart:
         self.in_car_park = False
         # Set by the store: where a trip goes on after a battery swap (old id, mode, scans left).
         self.continue_elsewhere: Callable[[str, str, int], None] | None = None
+        self.idle_health = IDLE_HEALTH_S
+        self.fault_multiplier = 1.0  # the running image's, on this cart's revision
+        # The update side: None for a cart that runs its fw with none (scenarios without rollouts).
+        self.ota: OtaDevice | None = None
+        self.agent: UpdateAgent | None = None
+        self.fetcher: Fetcher | None = None
+        self.ota_rng = random.Random(f"{serial}:ota")
+        self.crash_dark = (12 * HOUR, 24 * HOUR)
+        self.transfer_drops = 0.1  # chance a download's link drops on the way
+        self.job: Job | None = None  # persisted with the transfer: what is being installed
+        self._job_waits = False  # held until the cart is docked
+        self._boot_seq: int | None = None  # the boot record whose acknowledgement marks good
+        self._crash_token = 0
+        self._fetching = False
+        self.dark = False  # crashed and not yet power-cycled
         ledger.device(serial, "retail-cart", store.name)
         store.listeners.append(self.reevaluate)
 
@@ -125,6 +157,10 @@ class Cart:
         elif type != "hello":
             self._publish(record)
         return record
+
+    def report(self, type: str, body: dict[str, Any]) -> None:
+        """A record made by the update side (``ota-status``), sent like any other."""
+        self._make(type, body)
 
     def _publish(self, record: Record) -> None:
         assert self.link is not None and record.seq is not None
@@ -146,23 +182,80 @@ class Cart:
         self._battery_at = now
         self.booted_at = now
         self.state = "docked"
+        self.dark = False
         self.ledger.count("cart.boots")
-        self._make("boot", {"fw": self.fw, "slot": "a", "previous_fw": None, "rolled_back": False})
+        if self.ota is None:
+            body = {"fw": self.fw, "slot": "a", "previous_fw": None, "rolled_back": False}
+            self._make("boot", body)
+        else:
+            self._boot_ota()
         self.reevaluate()
         self._schedule_health()
 
-    def _power_off(self) -> None:
+    def _boot_ota(self) -> None:
+        """The bootloader and the image it chose; its attestation; its defects from now on."""
+        assert self.ota is not None and self.agent is not None
+        before = len(self.ota.boots)
+        boot = self.ota.boot_until_up()
+        crashed = sum(1 for b in self.ota.boots[before:] if b.crashed)
+        if crashed:
+            self.ledger.count("ota.crashes_at_boot", crashed)
+        if boot.record is not None and boot.record.rolled_back:
+            self.ledger.count("ota.rolled_back_by_bootloader")
+        self.fw = boot.version
+        assert boot.record is not None
+        self._boot_seq = self._make("boot", boot.record.body()).seq
+        defects = self.ota.defects
+        self.fault_multiplier = defects.fault_multiplier(self.hw)
+        self._crash_token += 1
+        hours = defects.crash_after_hours(self.hw)
+        if hours is not None:
+            token = self._crash_token
+            at = hours * HOUR * self.ota_rng.uniform(0.95, 1.05)
+            self.engine.after(at, lambda: self._crash(token))
+        if self.agent.transfer is not None or (self.job is not None and not self._job_waits):
+            # A transfer the power cut: the job was kept with it, the cursor says where.
+            self.agent.transfer = None
+            self._job_waits = self.job is not None
+
+    def _power_off(self, clean: bool = True) -> None:
         self.state = "off"
         self._health_token += 1
         self._health_due = None
         self.via = None
         self._net_token += 1
+        self._crash_token += 1
+        self._fetching = False
         if self.net == "up":
             self.net = "leaving"
             assert self.link is not None
-            self.link.close()
+            if clean:
+                self.link.close()
+            else:
+                self.link.drop()
         elif self.net == "waiting":
             self.net = "offline"
+
+    def _crash(self, token: int) -> None:
+        """The running image crashed after its slot was marked good: nothing rolls it back.
+
+        The watchdog resets the cart, and the image crashes again at every boot before
+        its radio is up: the cart is dark until someone power-cycles it.
+        """
+        if token != self._crash_token or self.state == "off":
+            return
+        self.ledger.count("ota.crashes_after_boot")
+        if self.shop is not None:
+            self._end("abandoned", reason="firmware-crash")
+        self._power_off(clean=False)
+        self.dark = True
+        self.engine.after(self.ota_rng.uniform(*self.crash_dark), self.power_cycle)
+
+    def power_cycle(self) -> None:
+        """Someone switched a dark cart off and on again."""
+        if self.dark:
+            self.ledger.count("ota.power_cycles")
+            self.power_on()
 
     # health
     def _schedule_health(self, reported: bool = False) -> None:
@@ -172,7 +265,7 @@ class Cart:
         elif self.state == "active":
             every = ACTIVE_HEALTH_S
         else:
-            every = IDLE_HEALTH_S
+            every = self.idle_health
         due = self.engine.now + every
         if not reported and self._health_due is not None and self._health_due <= due:
             return
@@ -268,20 +361,21 @@ class Cart:
             return
         self.ledger.count(f"cart.connects.{self.via}")
         lowest = min(self.flash, default=self.next_seq)
-        hello = self._make(
-            "hello",
-            {
-                "fw": self.fw,
-                "hw": self.hw,
-                "capabilities": list(self.capabilities),
-                "lowest_seq_held": lowest,
-            },
-        )
+        body: dict[str, Any] = {
+            "fw": self.fw,
+            "hw": self.hw,
+            "capabilities": list(self.capabilities),
+            "lowest_seq_held": lowest,
+        }
+        if self.agent is not None:
+            body["trust_anchors"] = self.agent.trust_anchors
+        hello = self._make("hello", body)
         self._publish(hello)
         backlog = [r for seq, r in self.flash.items() if seq != hello.seq]
         self.ledger.count("cart.republished", len(backlog))
         for record in backlog:
             self._publish(record)
+        self._update_step()
 
     def on_down(self, reason: str) -> None:
         requested = self.net == "leaving"
@@ -310,6 +404,9 @@ class Cart:
             self.ledger.count("mqtt.acks_for_copies")  # a copy of something acknowledged before
             return
         self.ledger.delivered(self.serial, record.key, self.engine.now)
+        if seq == self._boot_seq and self.ota is not None:
+            self._boot_seq = None
+            self.ota.acknowledge()  # the attestation reached tether: the slot is good
         self.sent[seq] = record
         while len(self.sent) > SENT_MEMORY:
             self.sent.popitem(last=False)
@@ -325,6 +422,8 @@ class Cart:
         if topic.endswith("/commands") and message.get("type") == "capabilities":
             self.agreed = [c for c in message.get("use", []) if isinstance(c, str)]
             self.ledger.count("cart.capability_answers")
+        elif topic.endswith("/commands") and message.get("type") == "ota":
+            self._update_job(message)
         elif topic.endswith("/rejects"):
             seq, code = message.get("seq"), str(message.get("code"))
             if code == "rate_limited" and isinstance(seq, int) and seq in self.sent:
@@ -415,7 +514,7 @@ class Cart:
             weight = max(0, round(item.weight_g * qty * self.weight_scale + rng.gauss(0, 12)))
             if self.weight_scale != 1.0:
                 self.ledger.count("cart.scans_miscalibrated")
-            if rng.random() < 0.01:
+            if rng.random() < 0.01 * self.fault_multiplier:
                 weight += rng.randint(200, 900)  # something unscanned on the tray
                 self._fault(
                     "weight_mismatch", "info", f"tray heavier than {item.gtin} by ~{weight}"
@@ -425,7 +524,7 @@ class Cart:
         self._make("scan", body)
         shop.items = max(0, shop.items + qty)
         shop.total_cents = max(0, shop.total_cents + qty * item.price_cents)
-        if rng.random() < 0.003:
+        if rng.random() < 0.003 * self.fault_multiplier:
             self._fault("scanner_jam", "warning", "imager did not decode for 5 s; cleared")
         shop.scans_left -= 1
         if shop.mode == "guest" and rng.random() < 0.01:
@@ -506,6 +605,7 @@ class Cart:
             self._settle_battery()
             self.state = "docked"
             self._schedule_health()
+            self._update_step()
 
     def _car_park(self) -> None:
         """Wheeled out to a car and left: out of Wi-Fi, hourly pings over LTE-M."""
@@ -542,6 +642,94 @@ class Cart:
     def _recharged(self) -> None:
         self.battery = 100.0
         self.power_on()
+
+    # firmware updates
+    def _update_job(self, message: dict[str, Any]) -> None:
+        if self.agent is None:
+            self.ledger.count("ota.jobs_ignored")
+            return
+        self.ledger.count("ota.jobs")
+        job = self.agent.read(message)
+        if job is None:
+            self.ledger.count("ota.jobs_refused")
+            return
+        if self.job is not None and self.job.job == job.job:
+            return  # the same job again (QoS 1): it is under way already
+        self.job, self._job_waits = job, True
+        self.agent.transfer = None
+        self._update_step()
+
+    def _update_step(self) -> None:
+        """Go on with the update: start it once docked, fetch the next piece while online."""
+        agent, job = self.agent, self.job
+        if agent is None or job is None or self._fetching or self.state == "off":
+            return
+        if self._job_waits:
+            if self.shop is not None or self.state != "docked":
+                return  # a customer has it: install when it is back at the dock
+            self._job_waits = False
+            if agent.start(job) is None:
+                self.job = None
+                return
+            if agent.next_range() is None and agent.transfer is not None:
+                self._installed_or_not(agent.finished())
+                return
+        if agent.transfer is None:
+            self.job = None
+            return
+        if self.net != "up" or self.via is None:
+            return  # on_up goes on from the cursor
+        span = agent.next_range()
+        if span is None:
+            self._installed_or_not(agent.finished())
+            return
+        assert self.fetcher is not None
+        start = span[0]
+        stop = min(span[1], start + PIECE)
+        got = self.fetcher.range(job.url, start, stop)
+        if got.status not in (200, 206):
+            self.ledger.count("ota.fetch_refused")
+            agent.abandon(f"download refused: {got.status} {got.detail}"[:200])
+            self.job = None
+            return
+        data = got.data
+        seconds = len(data) / BYTES_PER_S[self.via]
+        dropped = self.ota_rng.random() < self.transfer_drops * len(data) / max(job.size, 1)
+        if dropped:  # the link goes mid-piece: what arrived is kept, the rest comes again
+            data = data[: len(data) // 2]
+            seconds /= 2
+        self._fetching = True
+        self.ledger.count("ota.bytes_fetched", len(data))
+        token = self._crash_token
+        self.engine.after(seconds, lambda: self._piece(job, start, data, dropped, token))
+
+    def _piece(self, job: Job, start: int, data: bytes, dropped: bool, token: int) -> None:
+        if token != self._crash_token:
+            return  # the cart went off meanwhile: the piece never landed
+        self._fetching = False
+        agent = self.agent
+        if agent is None or self.job is not job:
+            return
+        if agent.transfer is None:
+            return
+        outcome = agent.feed(start, data)
+        if outcome != "more":
+            self._installed_or_not(outcome)
+            return
+        if dropped:
+            self.ledger.count("ota.downloads_resumed")
+            self.wifi_flap(self.ota_rng.uniform(5, 60))
+            return
+        self._update_step()
+
+    def _installed_or_not(self, outcome: str) -> None:
+        self.job = None
+        if outcome != "installed":
+            self.ledger.count("ota.installs_failed")
+            return
+        self.ledger.count("ota.installed")
+        self._power_off()
+        self.engine.after(self.ota_rng.uniform(20, 60), self.power_on)
 
     # the end of the run
     @property

@@ -19,17 +19,29 @@ What it models, from the seeds (000 parts 01 and 04):
 - **Pairing** (contract section 9): the app asks tether for a challenge, hands
   it to the brush, the owner holds the button, and the app uploads the bond
   record at once.
+- **Firmware updates** (scenarios with rollouts): whenever the app runs with a
+  network it asks ``GET /v1/ota/jobs`` for its brushes' pending jobs and
+  fetches each image with its token (byte ranges), decoupled from the brush
+  being in range; at the next connections it hands the job to the brush and
+  streams the image in chunks of the BLE payload, window after window, from the
+  cursor the brush reports. The brush's ``ota-status`` and ``boot`` records come
+  back in its ring like any other, and the app tells the brush how far tether
+  has acknowledged its records (the boot attestation marks its slot good).
 """
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from tether.sim.ble import LinkModel, drain
 from tether.sim.brush import Brush
 from tether.sim.gateway import Gateway
 from tether.sim.ledger import Ledger
+from tether.sim.ota.fetch import Fetcher
+from tether.sim.ota.phone import ChunkSender, RelayLink
 from tether.sim.wire import Record
 
 MAX_RECORDS_PER_REQUEST = 500  # contract section 7
@@ -72,6 +84,11 @@ class Phone:
         self._reached: dict[str, int] = {}  # where the drains reached, not yet uploaded
         self.paired: set[str] = set()
         self.agreed: dict[str, list[str]] = {}  # what tether said it will use, per brush
+        # The app's update side: None in scenarios without rollouts.
+        self.fetcher: Fetcher | None = None
+        self.ota_link = RelayLink()
+        self.ota_window = (30.0, 90.0)  # seconds the app may stream in one connection
+        self.updates: dict[str, tuple[dict[str, Any], ChunkSender]] = {}  # serial: job, image
 
     def online(self) -> bool:
         up = self.rng.random() < self.habits.online
@@ -93,6 +110,8 @@ class Phone:
             if brush.serial not in self.paired and not self.pair(now, brush):
                 continue
             self._sync(now, brush, window)
+            if brush.serial in self.updates:
+                self._stream(now, brush, window)
         self.upload(now)
 
     def pair(self, now: float, brush: Brush) -> bool:
@@ -116,6 +135,7 @@ class Phone:
 
     def _sync(self, now: float, brush: Brush, window: float) -> None:
         serial = brush.serial
+        brush.acknowledged(self.cursors.get(serial, 1))
         hello = brush.hello(now)
         brush.set_time(now)
         # The app trusts only what tether acknowledged: it drains from there, again if need be.
@@ -138,6 +158,54 @@ class Phone:
             self.queue[(serial, seq)] = data
         if got.received:
             self._reached[serial] = max(self._reached.get(serial, 1), got.received[-1][0] + 1)
+
+    def _stream(self, now: float, brush: Brush, window: float) -> None:
+        """Hand the brush its job and send image chunks for the rest of the window."""
+        job, sender = self.updates[brush.serial]
+        port = brush.update_port(job, now)
+        if port is None:
+            del self.updates[brush.serial]
+            return
+        seconds = min(window, random.Random(f"{self.name}:{now}").uniform(*self.ota_window))
+        done = sender.window(port, seconds)
+        count = self.ledger.count
+        count("ota.ble_windows")
+        count("ota.ble_chunks", done.sent)
+        count("ota.ble_nacks", done.nacked)
+        if done.interrupted:
+            count("ota.ble_windows_interrupted")
+        if done.resumed_from >= 0:
+            count("ota.ble_resumed")
+        if done.complete or done.refused is not None or port.outcome is not None:
+            del self.updates[brush.serial]
+
+    def _fetch_jobs(self) -> None:
+        """The app asks tether for its brushes' update jobs and fetches their images."""
+        assert self.fetcher is not None
+        if not self.online():
+            return
+        doc = self.fetcher.json("/v1/ota/jobs")
+        for entry in doc.get("jobs", []):
+            serial, job = str(entry["serial"]), entry["job"]
+            held = self.updates.get(serial)
+            if held is not None and held[0].get("job") == job.get("job"):
+                continue
+            size = int(job["size"])
+            image = bytearray()
+            while len(image) < size:
+                got = self.fetcher.range(str(job["url"]), len(image), min(size, len(image) + 65536))
+                if got.status not in (200, 206):
+                    self.ledger.count("ota.fetch_refused")
+                    break
+                image += got.data
+            if len(image) != size:
+                continue
+            self.ledger.count("ota.images_fetched")
+            envelope = json.dumps(job["manifest"], sort_keys=True, separators=(",", ":")).encode()
+            rng = random.Random(f"{self.name}:{job.get('job')}")
+            # The brush judges validity at the job's own signed time, not at one the app says.
+            sender = ChunkSender(envelope, bytes(image), 0, self.ota_link, rng)
+            self.updates[serial] = (job, sender)
 
     def _keep(self, serial: str, record: Record) -> None:
         assert record.seq is not None
@@ -174,6 +242,8 @@ class Phone:
             self._commit_cursors()
             if len(done) < len(batch):
                 return  # some must wait (rate_limited): try on a later opening
+        if self.fetcher is not None:
+            self._fetch_jobs()
 
     def _answered(self, serial: str, key: str, outcome: str, code: str | None, now: float) -> bool:
         """Book the door's answer; True when the app may forget the record."""

@@ -21,6 +21,7 @@ from tether.sim.check import Comparison, StoreView, compare
 from tether.sim.clock import SimClock
 from tether.sim.engine import Engine
 from tether.sim.errors import RunStopped, SimulationError
+from tether.sim.firmware import FleetFirmware, Operator, prepare
 from tether.sim.gateway import Gateway
 from tether.sim.harness import HOST, SimPlatform
 from tether.sim.ledger import Ledger, delays
@@ -49,6 +50,9 @@ class RunReport:
     # By class: how long records took from the device to a door (simulated seconds).
     delays: dict[str, dict[str, float]] = field(default_factory=dict)
     adversary: Adversary | None = None  # the attacks and their answers, when the scenario has any
+    operator: Operator | None = None  # the rollouts made and decided, when the scenario has any
+    # Per rollout at the end of the run: devices by update state.
+    rollout_states: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -117,6 +121,20 @@ class RunReport:
             ],
             "stores_changed_by_attacks": self.adversary.changed if self.adversary else {},
             "miscalibrated": self.miscalibrated(),
+            "rollouts": [
+                {
+                    "rollout": rid,
+                    "class": spec.device_class,
+                    "version": spec.version,
+                    "states": self.rollout_states.get(rid, {}),
+                }
+                for spec, rid in (self.operator.created if self.operator else [])
+            ],
+            "rollout_decisions": [
+                {"at": iso(at), "rollout": rid, "what": what}
+                for at, rid, what in (self.operator.decisions if self.operator else [])
+            ],
+            "rollouts_refused": self.operator.failures if self.operator else [],
             "ok": self.ok,
             "mismatches": [
                 {"serial": m.serial, "class": m.device_class, "kind": m.kind, "detail": m.detail}
@@ -171,6 +189,11 @@ def run_scenario(
         if on_ready is not None:
             on_ready(target)
         gateway = Gateway(HOST, target.https_port, target.service_ca_pem)
+        firmware: FleetFirmware | None = None
+        if scenario.rollouts.enabled:
+            stage("firmware images", 0, 1)
+            firmware = prepare(target.platform, scenario, workdir / "images")
+            stage("firmware images", 1, 1)
         if needs_mqtt:
             hub = MqttHub(
                 engine, HOST, target.mqtt_port, target.broker_ca, scenario.networks.ack_within
@@ -185,11 +208,17 @@ def run_scenario(
             workdir / "devices",
             clock.start,
             stage,
+            firmware,
+            (HOST, target.https_port, target.service_ca_pem),
         )
         world.build(target.operator_token)
         if hub is not None:
             hub.start()
         world.begin()
+        operator: Operator | None = None
+        if firmware is not None:
+            operator = Operator(target.platform, engine, ledger, world.end)
+            operator.begin(scenario.rollouts.create, clock.start)
         adversary: Adversary | None = None
         if scenario.adversaries.attacks:
             adversary = Adversary(
@@ -224,6 +253,9 @@ def run_scenario(
         check_stop()
         stage("landing", 1, 1)
         comparison = compare(ledger, StoreView(target.platform), undelivered)
+        states = (
+            {rid: dict(c) for rid, c in operator.states().items()} if operator is not None else {}
+        )
         if adversary is not None:
             if not adversary.struck:
                 raise SimulationError("the adversaries never struck: the run ended before them")
@@ -253,6 +285,8 @@ def run_scenario(
             dict(devices),
             late,
             adversary,
+            operator,
+            states,
         )
     finally:
         if hub is not None:

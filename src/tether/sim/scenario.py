@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from tether.errors import SettingsError
+from tether.rollouts.plan import Window, parse_plan
 from tether.sim.errors import ScenarioError
 from tether.timeparse import parse_duration
 
@@ -147,6 +148,7 @@ class StoreSpec(_Model):
     carts: int = Field(ge=0)
     hours: Hours = (7.0, 22.0)
     customers_per_hour: float = Field(ge=0, default=20.0)
+    hw: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,32}$")  # the fleet's if None
 
 
 class CartFleet(_Model):
@@ -156,6 +158,7 @@ class CartFleet(_Model):
     capabilities: list[str] = Field(
         default_factory=lambda: ["store-and-forward-v1", "identify-v1", "payment-token-v1"]
     )
+    idle_health: Duration = Field(gt=0, default=300.0)  # health while no session is active
 
     @field_validator("stores")
     @classmethod
@@ -271,6 +274,80 @@ class Adversaries(_Model):
         return self.forger + self.replayer + self.phisher > 0
 
 
+CART_CLASS, BRUSH_CLASS = "retail-cart", "oral-care-brush"
+RolloutClass = Literal["retail-cart", "oral-care-brush"]
+_VERSION = r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$"
+
+
+def _crash_after(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError("write crash_after as {REVISION: hours after boot}, e.g. {B: 60h}")
+    return {str(hw): _seconds(after) for hw, after in value.items()}
+
+
+class ImageDefects(_Model):
+    """What a simulated image declares going wrong (``tether.sim.ota.image.Defects``)."""
+
+    crash_at_boot: list[str] = Field(default_factory=list)  # revisions it crashes at boot on
+    # Per revision, how long after a boot it crashes (a duration, e.g. 60h).
+    crash_after: Annotated[dict[str, float], BeforeValidator(_crash_after)] = Field(
+        default_factory=dict
+    )
+    fault_rate: float = Field(gt=0, le=1000, default=1.0)  # a multiplier on the usual faults
+    fault_hw: list[str] = Field(default_factory=list)  # revisions it applies to; [] is all
+
+
+class ImageSpec(_Model):
+    """A firmware image the platform's catalog holds at the start of the run."""
+
+    device_class: RolloutClass = Field(alias="class")
+    version: str = Field(pattern=_VERSION)
+    hw: list[str] = Field(min_length=1)
+    security_version: int = Field(ge=0, default=1)
+    size: int = Field(ge=1024, le=4 * 1024 * 1024, default=16 * 1024)
+    defects: ImageDefects = ImageDefects()
+
+
+OnHalt = Literal["wait", "abort", "abort-return", "release"]
+
+
+class HaltAnswer(_Model):
+    """What the operator decides once a rollout halts, and how long they take to."""
+
+    after: Duration = Field(ge=0, default=7200.0)
+    do: OnHalt = "wait"
+
+
+class RolloutSpec(_Model):
+    """A rollout an operator creates during the run (``tether rollout create``)."""
+
+    at: Duration = Field(ge=0)  # after the start
+    device_class: RolloutClass = Field(alias="class")
+    version: str = Field(pattern=_VERSION)
+    hw: list[str] = Field(default_factory=list)
+    plan: str = "canary:10:24h,1%:72h,10%:24h,25%:24h,100%:0h"
+    windows: dict[str, str] = Field(default_factory=dict)  # site -> HH:MM-HH:MM[@ZONE]
+    seed: int = 0
+    on_halt: HaltAnswer = HaltAnswer()
+
+
+class Rollouts(_Model):
+    images: list[ImageSpec] = Field(default_factory=list)
+    create: list[RolloutSpec] = Field(default_factory=list)
+    # How long a device that crashed after its update was marked good stays dark until
+    # someone power-cycles it (it crashes again at every boot until then).
+    crash_dark: Span = (12 * 3600.0, 24 * 3600.0)
+    transfer_drops: Probability = Field(ge=0, le=1, default=0.1)  # a download's link drops
+    ble_payload: int = Field(ge=20, le=244, default=20)  # bytes a packet, phone to brush
+    # How long the app may stream to a brush in one connection before the OS or the owner
+    # ends it (a backgrounded app gets about a minute).
+    ble_window: Span = (30.0, 90.0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.images or self.create)
+
+
 class Scenario(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     description: str = ""
@@ -283,6 +360,7 @@ class Scenario(_Model):
     fleet: Fleet = Fleet()
     networks: Networks = Networks()
     adversaries: Adversaries = Adversaries()
+    rollouts: Rollouts = Rollouts()
 
     @field_validator("speed", mode="before")
     @classmethod
@@ -318,7 +396,48 @@ class Scenario(_Model):
         if self.duration <= 0:
             raise ValueError("duration: a scenario lasts longer than nothing")
         self._adversaries_fit()
+        self._rollouts_fit()
         return self
+
+    def _rollouts_fit(self) -> None:
+        spec = self.rollouts
+        seen: set[tuple[str, str]] = set()
+        for i, image in enumerate(spec.images):
+            key = (image.device_class, image.version)
+            if key in seen:
+                raise ValueError(
+                    f"rollouts.images.{i}: {image.device_class} {image.version} is listed twice"
+                )
+            seen.add(key)
+        sites = {s.name for s in self.fleet.carts.stores}
+        for i, r in enumerate(spec.create):
+            where = f"rollouts.create.{i}"
+            if (r.device_class, r.version) not in seen:
+                raise ValueError(
+                    f"{where}.version: no image {r.device_class} {r.version} in rollouts.images"
+                )
+            if not 0 <= r.at < self.duration:
+                raise ValueError(f"{where}.at: a rollout is created during the run")
+            try:
+                parse_plan(r.plan)
+            except Exception as exc:
+                raise ValueError(f"{where}.plan: {exc}") from None
+            for site, text in r.windows.items():
+                if r.device_class == CART_CLASS and site not in sites:
+                    raise ValueError(
+                        f"{where}.windows: no store named {site!r} in fleet.carts.stores"
+                    )
+                try:
+                    Window.parse(text)
+                except Exception as exc:
+                    raise ValueError(f"{where}.windows.{site}: {exc}") from None
+            count = (
+                sum(s.carts for s in self.fleet.carts.stores)
+                if r.device_class == CART_CLASS
+                else self.fleet.brushes.count
+            )
+            if count == 0:
+                raise ValueError(f"{where}.class: the fleet has no {r.device_class} devices")
 
     def _adversaries_fit(self) -> None:
         adv = self.adversaries

@@ -21,10 +21,14 @@ from tether.sim.ble import LinkModel
 from tether.sim.brush import Brush, BrushHabits
 from tether.sim.cart import Cart
 from tether.sim.engine import Engine
+from tether.sim.firmware import FleetFirmware
 from tether.sim.gateway import Gateway
 from tether.sim.homes import HOUR, Household, age, local_midnight
 from tether.sim.ledger import Ledger
 from tether.sim.mqtt import MqttHub, TlsIdentity
+from tether.sim.ota.agent import UpdateAgent
+from tether.sim.ota.fetch import Fetcher
+from tether.sim.ota.phone import RelayLink
 from tether.sim.phone import Phone, PhoneHabits
 from tether.sim.scenario import Scenario, StoreSpec
 from tether.sim.stores import Store, catalogue
@@ -56,8 +60,13 @@ class World:
         devices_dir: Path,
         start: float,
         on_progress: Callable[[str, int, int], None] | None = None,
+        firmware: FleetFirmware | None = None,
+        door: tuple[str, int, str] | None = None,
     ) -> None:
         self.scenario = scenario
+        # Devices carry an update side only when the scenario has rollouts.
+        self.firmware = firmware
+        self.door = door  # (host, port, service CA) of the HTTPS door, for firmware fetches
         self.engine = engine
         self.ledger = ledger
         self.platform = platform
@@ -159,6 +168,12 @@ class World:
                 drop=phones.drop_mid_drain,
             )
             phone = Phone(f"phone-{index}", rng, habits, link, self.gateway, self.ledger, token)
+            if self.firmware is not None:
+                assert self.door is not None
+                host, port, ca = self.door
+                phone.fetcher = Fetcher(host, port, ca, token=token)
+                phone.ota_link = RelayLink(payload=self.scenario.rollouts.ble_payload)
+                phone.ota_window = self.scenario.rollouts.ble_window
             brushes = []
             for serial in members:
                 brng = self._rng("brush", len(self.ledger.books))
@@ -183,6 +198,10 @@ class World:
                     spec.hw,
                     list(spec.capabilities),
                 )
+                if self.firmware is not None:
+                    brush.ota = self.firmware.device_for(BRUSH, spec.hw)
+                    brush.agent = UpdateAgent(brush.ota, [self.firmware.anchor], brush.report)
+                    brush.ota.power_on()
                 if not new:
                     days = (self.start - start) / 86400
                     age(brush, brng, self.start, days, self.scenario.utc_offset)
@@ -216,7 +235,8 @@ class World:
         )
         self.stores.append(store)
         elements = self.platform.secure_elements
-        for serial in self._provision(CART, carts_spec.hw, spec.carts):
+        hw = spec.hw or carts_spec.hw
+        for serial in self._provision(CART, hw, spec.carts):
             cart = Cart(
                 serial,
                 elements.open(serial),
@@ -225,19 +245,34 @@ class World:
                 self.engine,
                 self.ledger,
                 carts_spec.fw,
-                carts_spec.hw,
+                hw,
                 list(carts_spec.capabilities),
                 self.end,
             )
+            cart.idle_health = carts_spec.idle_health
+            tls = self._tls(serial)
+            if self.firmware is not None:
+                self._carry_updates(cart, tls)
             cart.link = self.hub.link(
                 serial,
-                self._tls(serial),
+                tls,
                 cart,
                 [f"tether/v1/{serial}/commands", f"tether/v1/{serial}/rejects"],
                 clean_session=False,
             )
             cart.continue_elsewhere = partial(self._continue, store)
             self.carts.append(cart)
+
+    def _carry_updates(self, cart: Cart, tls: TlsIdentity) -> None:
+        """The cart's A/B flash, its update agent, and its HTTPS client for images."""
+        assert self.firmware is not None and self.door is not None
+        rollouts = self.scenario.rollouts
+        cart.ota = self.firmware.device_for(CART, cart.hw)
+        cart.agent = UpdateAgent(cart.ota, [self.firmware.anchor], cart.report)
+        host, port, ca = self.door
+        cart.fetcher = Fetcher(host, port, ca, cert=(tls.cert, tls.key))
+        cart.crash_dark = rollouts.crash_dark
+        cart.transfer_drops = rollouts.transfer_drops
 
     def _build_tools(self) -> None:
         for site in self.scenario.fleet.tools.sites:
@@ -337,10 +372,12 @@ class World:
         store.set_links(wifi=True, lte=True)
 
     def restore_networks(self) -> None:
-        """The run is over: every outage ends, every link comes back."""
+        """The run is over: every outage ends, every link comes back, dark carts are restarted."""
         for store in self.stores:
             if not (store.wifi_up and store.lte_up):
                 self._restore(store)
+        for cart in self.carts:
+            cart.power_cycle()
 
     @property
     def quiet(self) -> bool:
@@ -351,6 +388,9 @@ class World:
 
     def undelivered(self) -> dict[str, int]:
         """Records each MQTT device still held for sending."""
+        for cart in self.carts:
+            if cart.fetcher is not None:
+                cart.fetcher.close()
         out = {c.serial: len(c.flash) for c in self.carts if c.flash}
         out |= {t.serial: len(t.queue) + len(t.tickets) for t in self.tools if not t.quiet}
         return out
