@@ -92,7 +92,9 @@ class Runtime:
             self._loop("projector", p.projector.run_once)
             # Rollouts follow the same accepted events: update states, then the halt rules;
             # devices the monitor notifies get their jobs.
-            p.rollout_monitor.on_notify = Delivery(p, self._lazy_send(layout))
+            delivery = Delivery(p, self._lazy_send(layout))
+            p.rollout_monitor.on_notify = delivery
+            p.rollout_monitor.on_return = delivery.send_back
             self._loop("rollout-tracker", p.rollout_tracker.run_once)
             self._loop("rollout-monitor", p.rollout_monitor.run_once)
         if "rejects" in self.roles:

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from tests.gate.conftest import provision
-from tests.rollouts.conftest import ANCHOR, NOW, Clock, add_fleet, add_image, fleet, open_platform
+from tests.pg import SETTINGS_FILE
+from tests.rollouts.conftest import (
+    ANCHOR,
+    NOW,
+    Clock,
+    add_fleet,
+    add_image,
+    event,
+    fleet,
+    open_platform,
+)
+from tether.cli.main import app as cli
 from tether.firmware.jobs import read_job
 from tether.gate.submission import AcceptedEvent
 from tether.platform import Platform
@@ -32,7 +45,9 @@ def platform(data_dir: Path, clock: Clock) -> Iterator[Platform]:
 def watch(p: Platform) -> Sent:
     """Give the monitor a delivery that records what it would publish."""
     sent: Sent = []
-    p.rollout_monitor.on_notify = Delivery(p, lambda *message: sent.append(message))
+    delivery = Delivery(p, lambda *message: sent.append(message))
+    p.rollout_monitor.on_notify = delivery
+    p.rollout_monitor.on_return = delivery.send_back
     return sent
 
 
@@ -112,3 +127,48 @@ def test_a_phone_app_fetches_the_jobs_of_its_bonded_brushes(
     platform.rollout_store.apply([Report(mine.serial, "installed", NOW + 60, rid)])
     assert http.get("/v1/ota/jobs", headers=auth).json()["jobs"] == []
     assert http.get("/v1/ota/jobs").status_code == 401
+
+
+def test_abort_sends_devices_on_the_new_version_back_to_theirs(
+    platform: Platform, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_fleet(platform, [*fleet(3, fw="1.0.0"), ("CART09999", "acme", "A", "store-0", "0.9.0")])
+    add_image(platform, tmp_path, "1.0.0")
+    add_image(platform, tmp_path, "2.0.0")
+    rid = platform.rollouts.create(CohortSpec("retail-cart"), "2.0.0", "100%:24h").rollout.id
+    sent = watch(platform)
+    platform.rollout_monitor.check()
+    booted, installed, waiting, orphan = "CART00000", "CART00001", "CART00002", "CART09999"
+    status = {"rollout": str(rid), "version": "2.0.0"}
+    boot = {"fw": "2.0.0", "slot": "B", "previous_fw": "1.0.0", "rolled_back": False}
+    platform.rollout_tracker.apply(
+        [
+            event(booted, 10, "ota-status", NOW + 60, **status, state="installed"),
+            event(booted, 11, "boot", NOW + 90, **boot),
+            event(installed, 10, "ota-status", NOW + 60, **status, state="installed"),
+            event(orphan, 10, "ota-status", NOW + 60, **status, state="installed"),
+        ]
+    )
+    sent.clear()
+    platform.rollouts.abort(rid, return_to_previous=True)
+    with caplog.at_level(logging.WARNING, logger="tether.rollouts.delivery"):
+        platform.rollout_monitor.check()
+    anchors = [platform.firmware_public_key()]
+    back = {serial: read_job(message, anchors) for serial, _, message in sent}
+    assert set(back) == {booted, installed}  # not the one still downloading, nor the orphan
+    assert all(job.url.endswith("/retail-cart/1.0.0/image") for job in back.values())
+    assert any(orphan in m and "0.9.0" in m for m in caplog.messages)
+    states = {d.serial: d.state for d in platform.rollout_store.devices(rid)}
+    assert states[booted] == states[installed] == "returning"
+    assert states[waiting] == "notified" and states[orphan] == "installed"
+    sent.clear()
+    platform.rollout_monitor.check()
+    assert sent == []  # sent back once
+    returned = {"fw": "1.0.0", "slot": "A", "previous_fw": "2.0.0", "rolled_back": False}
+    platform.rollout_tracker.apply([event(booted, 12, "boot", NOW + 300, **returned)])
+    states = {d.serial: d.state for d in platform.rollout_store.devices(rid)}
+    assert states[booted] == "returned" and states[installed] == "returning"
+    data_dir = Path(platform.settings.data_dir)
+    engines = ["--data-dir", str(data_dir), "--config", str(data_dir / SETTINGS_FILE)]
+    shown = CliRunner().invoke(cli, [*engines, "rollout", "status", str(rid)])
+    assert "1 returned, 1 on their way, 1 still to return" in " ".join(shown.output.split())

@@ -164,8 +164,12 @@ def _status(store: RolloutStore, r: Rollout, now: float) -> None:
         console.print(halts)
         console.print(f"decide: tether rollout release {r.id}  |  tether rollout abort {r.id}")
     if r.return_to_previous:
-        on_new = sum(1 for d in devices if d.state in ("installed", "booted_clean"))
-        console.print(f"aborted with return to the previous version: {on_new} to return")
+        states = Counter(d.state for d in devices)
+        on_new = states["installed"] + states["booted_clean"]
+        console.print(
+            f"aborted with return to the previous version: {states['returned']} returned, "
+            f"{states['returning']} on their way, {on_new} still to return"
+        )
     policy = HaltPolicy.from_dict(r.policy)
     health = health_by_hw(devices, store.last_seen(r.id), now, policy)
     history = store.health(r.id)

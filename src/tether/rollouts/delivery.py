@@ -6,6 +6,10 @@
   account with the jobs of its bonded devices notified in a rollout that is not
   halted or aborted, and not yet installed; the app then fetches the image and streams it in chunks.
 
+After ``abort --return-to-previous`` the devices on the new version get jobs for
+the version each came from, the same ways (``send_back``); a device refuses one
+whose security version is lower than the new version's, as any downgrade.
+
 A job's id is the same for a (rollout, device) every time it is made, so a job
 sent again or fetched twice is one job to the device; its signed time is fresh.
 A device running the version the image was made a delta from gets the delta.
@@ -22,11 +26,14 @@ from tether.doors.mqtt.notices import Send
 from tether.firmware.jobs import make_job
 from tether.platform import Platform
 from tether.rollouts.model import (
+    ABORTED,
     COMPLETED,
     DOWNLOADING,
     NOTIFIED,
+    RETURNING,
     RUNNING,
     VERIFYING,
+    DeviceUpdate,
     Rollout,
 )
 
@@ -46,10 +53,12 @@ class Delivery:
         self.send = send
         self.base_url = platform.settings.https.resolved_public_url()
 
-    def jobs(self, rollout: Rollout, serials: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The update job of each device, for the firmware it runs now."""
+    def jobs(
+        self, rollout: Rollout, serials: Sequence[str], version: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Each device's job for ``version`` (the rollout's), for the firmware it runs now."""
         p = self.platform
-        artifact = p.artifact_catalog.get(rollout.device_class, rollout.version)
+        artifact = p.artifact_catalog.get(rollout.device_class, version or rollout.version)
         key, now = p.firmware_key(), p.clock()
         states = p.device_state.many(serials)
         out = {}
@@ -77,6 +86,34 @@ class Delivery:
             self.send(serial, "commands", job)
         log.info("rollout %d: sent %d update jobs", rollout.id, len(serials))
 
+    def send_back(self, rollout: Rollout, devices: Sequence[DeviceUpdate]) -> list[str]:
+        """The monitor's ``on_return``: jobs for the version each device came from.
+
+        Returns the devices a job exists for (published now to MQTT devices,
+        fetched by apps for the others); a device whose previous version is not
+        in the catalog stays where it is, and is logged.
+        """
+        p = self.platform
+        known = {a.version for a in p.artifact_catalog.list(rollout.device_class)}
+        by_version: dict[str, list[str]] = {}
+        for d in devices:
+            if d.from_fw in known:
+                by_version.setdefault(d.from_fw, []).append(d.serial)
+            else:
+                log.warning(
+                    "rollout %d: cannot send %s back: its previous version %s is not in the "
+                    "catalog (tether firmware add it)",
+                    rollout.id,
+                    d.serial,
+                    d.from_fw,
+                )
+        mqtt = "mqtt" in p.catalog.get(rollout.device_class).pack.transports
+        for version, serials in by_version.items():
+            if mqtt and self.send is not None:
+                for serial, job in self.jobs(rollout, serials, version).items():
+                    self.send(serial, "commands", job)
+        return [serial for serials in by_version.values() for serial in serials]
+
     def for_account(self, account_id: str) -> list[dict[str, Any]]:
         """Jobs waiting for this account's app: its bonded devices, notified and not installed."""
         p = self.platform
@@ -84,13 +121,19 @@ class Delivery:
         targets = p.rollout_store.targets(serials)
         waiting: dict[int, list[str]] = {}
         for serial, target in targets.items():
-            if target.state in PENDING:
+            if target.state in PENDING or target.state == RETURNING:
                 waiting.setdefault(target.rollout_id, []).append(serial)
         out = []
         for rid, devices in sorted(waiting.items()):
             rollout = p.rollout_store.get(rid)
-            if rollout.state not in (RUNNING, COMPLETED):
+            if rollout.state in (RUNNING, COMPLETED):
+                jobs = self.jobs(rollout, devices)
+            elif rollout.state == ABORTED and rollout.return_to_previous:
+                jobs = {}
+                previous = {d.serial: d.from_fw for d in p.rollout_store.devices(rid)}
+                for serial in devices:
+                    jobs.update(self.jobs(rollout, [serial], previous[serial]))
+            else:
                 continue  # a halt holds what was not installed yet; an abort ends it
-            for serial, job in self.jobs(rollout, devices).items():
-                out.append({"serial": serial, "job": job})
+            out += [{"serial": serial, "job": job} for serial, job in jobs.items()]
         return out

@@ -30,7 +30,21 @@ INSTALLED = "installed"
 BOOTED = "booted_clean"
 FAILED = "failed"
 ROLLED_BACK = "rolled_back"
-DEVICE_STATES = (QUEUED, NOTIFIED, DOWNLOADING, VERIFYING, INSTALLED, BOOTED, FAILED, ROLLED_BACK)
+# After ``abort --return-to-previous``: sent the previous version, then back on it.
+RETURNING = "returning"
+RETURNED = "returned"
+DEVICE_STATES = (
+    QUEUED,
+    NOTIFIED,
+    DOWNLOADING,
+    VERIFYING,
+    INSTALLED,
+    BOOTED,
+    FAILED,
+    ROLLED_BACK,
+    RETURNING,
+    RETURNED,
+)
 # What a device may say in an ``ota-status`` record (booting is told by ``boot``).
 REPORTED_STATES = (DOWNLOADING, VERIFYING, INSTALLED, FAILED)
 ON_NEW = frozenset({INSTALLED, BOOTED})
@@ -40,9 +54,11 @@ _ALLOWED: dict[str, frozenset[str]] = {
     NOTIFIED: frozenset({DOWNLOADING, VERIFYING, INSTALLED, BOOTED, FAILED, ROLLED_BACK}),
     DOWNLOADING: frozenset({VERIFYING, INSTALLED, BOOTED, FAILED, ROLLED_BACK}),
     VERIFYING: frozenset({INSTALLED, BOOTED, FAILED, ROLLED_BACK}),
-    INSTALLED: frozenset({BOOTED, FAILED, ROLLED_BACK}),
+    INSTALLED: frozenset({BOOTED, FAILED, ROLLED_BACK, RETURNING}),
     # A device that booted clean can still fall back to its old slot later.
-    BOOTED: frozenset({ROLLED_BACK}),
+    BOOTED: frozenset({ROLLED_BACK, RETURNING}),
+    RETURNING: frozenset({RETURNED, ROLLED_BACK}),
+    RETURNED: frozenset(),
     # A failed device may be notified again (a retry), or report that it fell back.
     FAILED: frozenset({NOTIFIED, ROLLED_BACK}),
     ROLLED_BACK: frozenset({NOTIFIED}),

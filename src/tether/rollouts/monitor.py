@@ -12,6 +12,9 @@ On each pass, for every live rollout:
 4. a running stage whose minimum soak has passed is followed by the next stage;
    the last one completes the rollout once no device waits to be notified;
 5. health per hardware revision is recorded every ``snapshot_s``, for status.
+
+An aborted rollout marked ``return_to_previous`` sends its devices still on the
+new version back to the version each came from (``on_return`` makes the jobs).
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from collections.abc import Callable, Sequence
 
 from tether.rollouts.health import HaltPolicy, evaluate, health_by_hw
 from tether.rollouts.model import (
+    ABORTED,
     COMPLETED,
     HALTED,
+    ON_NEW,
     QUEUED,
+    RETURNING,
     ROLLED_BACK,
     RUNNING,
     DeviceUpdate,
@@ -36,6 +42,9 @@ from tether.rollouts.store import RolloutStore
 log = logging.getLogger(__name__)
 
 Notify = Callable[[Rollout, Sequence[str]], None]
+# Devices of an aborted rollout to send back to their previous version; returns
+# those a job could be made for (their previous version is in the catalog).
+SendBack = Callable[[Rollout, Sequence[DeviceUpdate]], list[str]]
 
 
 class RolloutMonitor:
@@ -44,6 +53,7 @@ class RolloutMonitor:
         store: RolloutStore,
         clock: Callable[[], float],
         on_notify: Notify | None = None,
+        on_return: SendBack | None = None,
         interval_s: float = 30.0,
         snapshot_s: float = 3600.0,
         release_grace_s: float = 24 * 3600.0,
@@ -51,6 +61,7 @@ class RolloutMonitor:
         self.store = store
         self.clock = clock
         self.on_notify = on_notify
+        self.on_return = on_return
         self.interval_s = interval_s
         self.snapshot_s = snapshot_s
         self.release_grace_s = release_grace_s
@@ -73,7 +84,22 @@ class RolloutMonitor:
                 halted += self.check_rollout(rollout)
             except Exception:
                 log.exception("rollout %d: monitor pass failed", rollout.id)
+        if self.on_return is not None:
+            for rollout in self.store.rollouts([ABORTED]):
+                if rollout.return_to_previous:
+                    self.send_back(rollout)
         return halted
+
+    def send_back(self, rollout: Rollout) -> list[str]:
+        """Devices of an aborted rollout still on its version: their previous one's jobs."""
+        on_new = [d for d in self.store.devices(rollout.id) if d.state in ON_NEW]
+        if not on_new or self.on_return is None:
+            return []
+        sent = self.on_return(rollout, on_new)
+        moved = self.store.move(rollout.id, sent, RETURNING, self.clock())
+        if moved:
+            log.info("rollout %d: sending %d devices back to their version", rollout.id, len(moved))
+        return moved
 
     def check_rollout(self, rollout: Rollout) -> list[HaltReason]:
         now = self.clock()

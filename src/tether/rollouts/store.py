@@ -425,14 +425,18 @@ class RolloutStore(SqlDatabase):
 
     def notify(self, rid: int, serials: Sequence[str], now: float) -> list[str]:
         """Move queued (or failed) devices to notified; return those moved."""
+        return self.move(rid, serials, "notified", now)
+
+    def move(self, rid: int, serials: Sequence[str], wanted: str, now: float) -> list[str]:
+        """Move devices to ``wanted`` (the platform's own steps); return those moved."""
         moved: list[str] = []
         with self._tx() as conn:
             rows = self._rows(conn, rid, serials)
             for serial in serials:
                 current = rows.get(serial)
-                if current is None or current.state == "notified":
+                if current is None or current.state == wanted:
                     continue
-                step(serial, current.state, "notified")
+                step(serial, current.state, wanted)
                 moved.append(serial)
             for i in range(0, len(moved), 5000):
                 conn.execute(
@@ -441,7 +445,7 @@ class RolloutStore(SqlDatabase):
                         rollout_devices.c.rollout_id == rid,
                         rollout_devices.c.serial.in_(moved[i : i + 5000]),
                     )
-                    .values(state="notified", changed_at=now, reason=None)
+                    .values(state=wanted, changed_at=now, reason=None)
                 )
         return moved
 

@@ -28,7 +28,14 @@ from collections.abc import Sequence
 from tether.firmware.verify import Refusal
 from tether.gate.submission import AcceptedEvent
 from tether.rollouts.health import FAULT, REBOOT
-from tether.rollouts.model import BOOTED, FAILED, REPORTED_STATES, ROLLED_BACK
+from tether.rollouts.model import (
+    BOOTED,
+    FAILED,
+    REPORTED_STATES,
+    RETURNED,
+    RETURNING,
+    ROLLED_BACK,
+)
 from tether.rollouts.store import Applied, Report, RolloutStore
 from tether.stream.base import Stream
 
@@ -68,7 +75,10 @@ def reports_and_signals(
             continue
         if e.type == "boot":
             rolled_back = e.body.get("rolled_back") is True
-            if rolled_back and (
+            if target.state == RETURNING:
+                if not rolled_back and e.body.get("fw") != target.version:
+                    reports.append(Report(e.serial, RETURNED, at, target.rollout_id, None, e.seq))
+            elif rolled_back and (
                 target.version in (e.body.get("previous_fw"), e.body.get("fw"))
                 or target.state in (BOOTED, "installed")
             ):
