@@ -12,14 +12,15 @@ What the run shows, and this test holds:
 
 - the halt is the survival rule on revision B, at the canary or 1 % stage, and
   nothing past the 1 % stage was ever notified;
-- every updated cart of revisions A and C still runs 3.3.0, was never rolled
-  back and still reports; no rollback of any kind happened;
-- the revision-B carts that crashed stay on 3.3.0: the platform records the
-  abort's return-to-previous (``status`` says how many are to return) but its
-  delivery sends them no job yet, and the crash comes after the boot counter
-  was satisfied, so the bootloader has no reason to return them to the old
-  slot. No cart is bricked: every cart booted a version at the end, and every
-  crashed cart came back up after its power cycle;
+- no cart was rolled back by its bootloader, and the platform recorded no
+  rollback: the crash comes long after the boot counter was satisfied;
+- the revision-B carts that crashed stayed dark until a power cycle and came
+  back up on 3.3.0: no cart is bricked;
+- the abort's return-to-previous sends every cart on 3.3.0 (the twenty of all
+  three revisions: the platform returns a rollout, not a revision) a job for
+  3.2.0, which each downloads, verifies, installs and boots from its other
+  slot; the platform records them ``returned``, and at the end every cart of
+  the fleet runs 3.2.0, reporting;
 - ``tether rollout status`` tells the story: stages, the halt and its reason,
   the abort, health per revision.
 
@@ -61,27 +62,33 @@ def test_a_rollout_that_crashes_revision_b_halts_at_the_one_percent_stage(
     decisions = [what for _, r, what in report.operator.decisions if r == rid]
     assert decisions[-1].startswith("aborted;")
 
-    # Only the canary (10) and the 1 % stage (20 in all) were ever told.
+    # Only the canary (10) and the 1 % stage (20 in all) were ever told; all were sent back.
     states = report.rollout_states[rid]
-    assert sum(n for s, n in states.items() if s != "queued") == 20, states
-    assert states.get("rolled_back", 0) == 0 and states.get("failed", 0) == 0, states
-    assert states["booted_clean"] == 20
+    assert states == {"returned": 20, "queued": 1980}, states
 
     # Revision B's updated carts crashed, went dark and came back on a power cycle.
-    carts = {b.serial: b for b in report.ledger.books.values()}
     assert did["ota.crashes_after_boot"] >= 3
     assert did["ota.power_cycles"] == did["ota.crashes_after_boot"]
     assert did["ota.crashes_at_boot"] == 0 and did["ota.rolled_back_by_bootloader"] == 0
+    assert did["ota.installed"] == 40  # 20 there, 20 back
 
     # Every cart booted some version at the end; the newest boot record of each says which.
     last_boot: dict[str, dict[str, object]] = {}
-    for serial, book in carts.items():
+    crashed: set[str] = set()
+    for serial, book in report.ledger.books.items():
         boots = [r for r in book.made.values() if r.type == "boot"]
         assert boots, f"{serial} never booted"
         last_boot[serial] = max(boots, key=lambda r: r.seq or 0).body
+        if sum(1 for r in boots if r.body["fw"] == "3.3.0") > 1:  # booted it again: a crash
+            crashed.add(serial)
     versions = Counter(str(body["fw"]) for body in last_boot.values())
-    assert versions == Counter({"3.2.0": 1980, "3.3.0": 20}), versions
+    assert versions == Counter({"3.2.0": 2000}), versions
     assert not any(body["rolled_back"] for body in last_boot.values())
+    returned = {s for s, body in last_boot.items() if body["previous_fw"] == "3.3.0"}
+    assert len(returned) == 20
+    assert crashed and crashed <= returned
+    hw = {s: report.ledger.books[s].site for s in crashed}
+    assert all(site in {f"store-{n:02d}" for n in range(9, 15)} for site in hw.values()), hw
 
     # The story as an operator reads it.
     result = CliRunner().invoke(
@@ -92,7 +99,7 @@ def test_a_rollout_that_crashes_revision_b_halts_at_the_one_percent_stage(
     assert "aborted" in out
     assert "survival" in out and "hw B" in out
     assert "updated devices still" in out
-    assert "20 to return" in out
+    assert "return to the previous version: 20 returned" in " ".join(out.split())
     for stage in ("canary", "1%", "10%"):
         assert stage in out
     print(out)

@@ -37,7 +37,7 @@ from tether.devices.secure_element import SecureElement
 from tether.firmware.jobs import Job
 from tether.sim.ble import Stored
 from tether.sim.ledger import Ledger
-from tether.sim.ota.agent import UpdateAgent
+from tether.sim.ota.agent import UpdateAgent, key
 from tether.sim.ota.device import OtaDevice
 from tether.sim.ota.install import Committed, Refused
 from tether.sim.ota.receiver import Ack, Reply
@@ -123,6 +123,7 @@ class Brush:
         self.ota: OtaDevice | None = None
         self.agent: UpdateAgent | None = None
         self._boot_seq: int | None = None  # the boot record whose acknowledgement marks good
+        self._boots_counted = 0  # boots of the update side already in the counts
         self._now = now  # the time of the phone contact under way
         ledger.device(serial, "oral-care-brush")
 
@@ -301,7 +302,7 @@ class Brush:
         if self.agent is None:
             return None
         job = self.agent.read(dict(message))
-        if job is None or job.job in self.agent.done:
+        if job is None or key(job) in self.agent.done:
             return None
         return BrushUpdate(self, job)
 
@@ -309,9 +310,10 @@ class Brush:
         """Into what the bootloader chooses (the new slot after an install); attest it."""
         assert self.ota is not None
         self._now = now
-        before = len(self.ota.boots)
         boot = self.ota.boot_until_up()
-        crashed = sum(1 for b in self.ota.boots[before:] if b.crashed)
+        # (an install boots the new slot once itself, before the device reboots)
+        crashed = sum(1 for b in self.ota.boots[self._boots_counted :] if b.crashed)
+        self._boots_counted = len(self.ota.boots)
         if crashed:
             self.ledger.count("ota.crashes_at_boot", crashed)
         self.fw = boot.version
@@ -335,12 +337,12 @@ class BrushUpdate:
         assert brush.ota is not None and agent is not None
         version = self.job.manifest.manifest().version
         if brush.ota.version == version:
-            agent.done.add(self.job.job)
+            agent.done.add(key(self.job))
             return Committed(brush.ota.running or "A", version)
         answer = brush.ota.offer(self.job.manifest.envelope(), self.job.time, payload)
         if isinstance(answer, Refused):
             if answer.reason not in ("busy", "off"):
-                agent.done.add(self.job.job)
+                agent.done.add(key(self.job))
                 agent.status(
                     self.job.rollout, version, "failed", f"{answer.reason}: {answer.detail}"
                 )
@@ -366,7 +368,7 @@ class BrushUpdate:
             else:
                 events = brush.ota.events
                 why = events[-1].detail if events else "not installed"
-                agent.done.add(self.job.job)
+                agent.done.add(key(self.job))
                 agent.status(self.job.rollout, version, "failed", why)
                 self.outcome = "failed"
         return reply
@@ -374,7 +376,7 @@ class BrushUpdate:
     def _installed(self, version: str) -> None:
         brush, agent = self.brush, self.brush.agent
         assert agent is not None
-        agent.done.add(self.job.job)
+        agent.done.add(key(self.job))
         agent.status(self.job.rollout, version, "installed")
         self.outcome = "installed"
         brush.ledger.count("ota.installed")

@@ -48,7 +48,7 @@ from tether.firmware.jobs import Job
 from tether.sim.engine import Engine
 from tether.sim.ledger import Ledger
 from tether.sim.mqtt import MqttLink
-from tether.sim.ota.agent import UpdateAgent
+from tether.sim.ota.agent import UpdateAgent, key
 from tether.sim.ota.device import OtaDevice
 from tether.sim.ota.fetch import Fetcher
 from tether.sim.stores import Item, Store
@@ -140,6 +140,7 @@ class Cart:
         self._crash_token = 0
         self._fetching = False
         self.dark = False  # crashed and not yet power-cycled
+        self._boots_counted = 0  # boots of the update side already in the counts
         ledger.device(serial, "retail-cart", store.name)
         store.listeners.append(self.reevaluate)
 
@@ -195,9 +196,10 @@ class Cart:
     def _boot_ota(self) -> None:
         """The bootloader and the image it chose; its attestation; its defects from now on."""
         assert self.ota is not None and self.agent is not None
-        before = len(self.ota.boots)
         boot = self.ota.boot_until_up()
-        crashed = sum(1 for b in self.ota.boots[before:] if b.crashed)
+        # (an install boots the new slot once itself, before the device reboots)
+        crashed = sum(1 for b in self.ota.boots[self._boots_counted :] if b.crashed)
+        self._boots_counted = len(self.ota.boots)
         if crashed:
             self.ledger.count("ota.crashes_at_boot", crashed)
         if boot.record is not None and boot.record.rolled_back:
@@ -653,7 +655,7 @@ class Cart:
         if job is None:
             self.ledger.count("ota.jobs_refused")
             return
-        if self.job is not None and self.job.job == job.job:
+        if self.job is not None and key(self.job) == key(job):
             return  # the same job again (QoS 1): it is under way already
         self.job, self._job_waits = job, True
         self.agent.transfer = None
@@ -734,5 +736,7 @@ class Cart:
     # the end of the run
     @property
     def quiet(self) -> bool:
-        """No trip under way, nothing in flash, nothing waiting for an acknowledgement."""
+        """No trip or update under way, nothing in flash, nothing waiting for an acknowledgement."""
+        if self.job is not None and self.state != "off":
+            return False  # an update under way
         return self.shop is None and not self.flash and not self.in_car_park

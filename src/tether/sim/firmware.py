@@ -8,8 +8,9 @@ When a scenario has ``rollouts``:
   class runs at the start when the list does not name it;
 - ``device_for`` gives a device an ``OtaDevice`` running that image from slot A,
   with the platform's firmware key as its trust anchor;
-- ``Operator`` creates the scenario's rollouts at their times, as a person
-  would with ``tether rollout create``, watches them hourly and, once one halts,
+- ``Operator`` creates the scenario's rollouts at their times (a cart rollout once
+  the platform knows every cart's firmware from its hello, or after six hours),
+  as a person would with ``tether rollout create``, watches them hourly and, once one halts,
   answers after the scenario's delay: waits, aborts (returning devices to their
   previous version when asked), or releases.
 """
@@ -35,6 +36,7 @@ from tether.sim.scenario import BRUSH_CLASS, CART_CLASS, ImageSpec, RolloutSpec,
 
 log = logging.getLogger(__name__)
 HOUR = 3600.0
+WAIT_STEP, MAX_WAIT = 600.0, 6 * 3600.0  # the operator's patience for the fleet's hellos
 IMAGE_SEED = 7  # every image of a run shares its filler, as builds of one code base do
 
 
@@ -138,7 +140,15 @@ class Operator:
         for spec in specs:
             self.engine.at(start + spec.at, lambda s=spec: self._create(s))  # type: ignore[misc]
 
-    def _create(self, spec: RolloutSpec) -> None:
+    def _create(self, spec: RolloutSpec, waited: float = 0.0) -> None:
+        if spec.device_class == CART_CLASS and waited < MAX_WAIT:
+            # Like a careful person, wait until every cart's firmware is known (its hello has
+            # landed): a device the rollout records without its version cannot be sent back.
+            made = sum(1 for b in self.ledger.books.values() if b.device_class == CART_CLASS)
+            known = sum(1 for row in self.platform.rollout_store.fleet(CART_CLASS) if row[3])
+            if known < made:
+                self.engine.after(WAIT_STEP, lambda: self._create(spec, waited + WAIT_STEP))
+                return
         windows = {site: Window.parse(text) for site, text in spec.windows.items()}
         try:
             planned = self.platform.rollouts.create(

@@ -188,8 +188,11 @@ class Phone:
         for entry in doc.get("jobs", []):
             serial, job = str(entry["serial"]), entry["job"]
             held = self.updates.get(serial)
-            if held is not None and held[0].get("job") == job.get("job"):
-                continue
+            if held is not None and (held[0].get("job"), held[0].get("url")) == (
+                job.get("job"),
+                job.get("url"),
+            ):
+                continue  # fetched already (the same job, the same image)
             size = int(job["size"])
             image = bytearray()
             while len(image) < size:

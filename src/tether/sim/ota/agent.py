@@ -58,7 +58,9 @@ class UpdateAgent:
         self.anchors = list(anchors)
         self.report = report
         self.transfer: Transfer | None = None
-        self.done: set[str] = set()  # job ids finished (installed, or refused for good)
+        # Jobs finished (installed, or refused for good), by id and image: a rollout's job
+        # for a device keeps its id when an abort sends the device back to its old version.
+        self.done: set[tuple[str, str]] = set()
         self.failures = 0
 
     @property
@@ -86,18 +88,18 @@ class UpdateAgent:
 
     def start(self, job: Job) -> Transfer | None:
         """Offer the job to the device: the transfer to carry on, or None (done or refused)."""
-        if job.job in self.done:
+        if key(job) in self.done:
             return None
         version = job.manifest.manifest().version
         if self.device.version == version:
-            self.done.add(job.job)
+            self.done.add(key(job))
             return None
         envelope = job.manifest.envelope()
         answer = self.device.offer(envelope, job.time, MAX_PAYLOAD)
         if isinstance(answer, Refused):
             if answer.reason in ("busy", "off"):
                 return None  # not now; the job comes again or the device asks again
-            self.done.add(job.job)
+            self.done.add(key(job))
             self.status(job.rollout, version, "failed", f"{answer.reason}: {answer.detail}")
             return None
         self.transfer = Transfer(job, envelope, version)
@@ -148,7 +150,7 @@ class UpdateAgent:
 
     def _finished(self, t: Transfer) -> str:
         self.transfer = None
-        self.done.add(t.job.job)
+        self.done.add(key(t.job))
         meta = self.device.flash.meta
         events = self.device.events
         if meta.pending is not None or (self.device.version == t.version):
@@ -166,6 +168,11 @@ class UpdateAgent:
         self.transfer = None
         self.failures += 1
         self.status(t.job.rollout, t.version, "failed", reason)
+
+
+def key(job: Job) -> tuple[str, str]:
+    """What makes a job one job to the device: its id and the image's hash."""
+    return job.job, job.manifest.manifest().sha256
 
 
 def _version(manifest: object) -> str:
