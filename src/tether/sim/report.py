@@ -57,6 +57,19 @@ def _lines(c: Counter[str], devices: dict[str, int]) -> list[str]:
             f"{c['tool.coverage_lost']:,} coverage drops, {c['tool.readings_held']:,} held "
             f"while offline, {c['tool.readings_dropped']:,} dropped from a full queue"
         )
+    if c["rollouts.created"] or c["rollouts.refused"]:
+        out.append(
+            f"firmware: {c['rollouts.created']:,} rollouts created ({c['rollouts.refused']:,} "
+            f"refused), {c['rollouts.halted']:,} halted; {c['ota.jobs']:,} jobs on carts' "
+            f"commands topics, {c['ota.images_fetched']:,} images fetched by apps, "
+            f"{c['ota.installed']:,} installs, {c['ota.downloads_resumed']:,} downloads resumed "
+            f"after a dropped link, {c['ota.ble_windows']:,} BLE windows "
+            f"({c['ota.ble_windows_interrupted']:,} cut short); "
+            f"{c['ota.crashes_at_boot']:,} crashes at boot "
+            f"({c['ota.rolled_back_by_bootloader']:,} rolled back by the bootloader), "
+            f"{c['ota.crashes_after_boot']:,} crashes after boot, "
+            f"{c['ota.power_cycles']:,} dark devices power-cycled"
+        )
     if devices.get("retail-cart") or devices.get("power-tool"):
         out.append(
             f"MQTT: at most {c['mqtt.connected_peak']:,} devices connected at once, "
@@ -144,6 +157,23 @@ def render_attacks(report: RunReport, console: Console) -> None:
             )
 
 
+def render_rollouts(report: RunReport, console: Console) -> None:
+    """Each rollout the operator made: devices by update state at the end, and decisions."""
+    operator = report.operator
+    if operator is None:
+        return
+    for spec, rid in operator.created:
+        states = report.rollout_states.get(rid, {})
+        counts = ", ".join(f"{n:,} {state}" for state, n in sorted(states.items()))
+        console.print(f"rollout {rid} ({spec.device_class} {spec.version}): {counts}")
+        for at, r, what in operator.decisions:
+            if r == rid:
+                when = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+                console.print(f"  {when}: {what}")
+    for refused in operator.failures:
+        console.print(f"[bold]rollout refused[/]: {refused}")
+
+
 def render(report: RunReport, console: Console, shown: int = 25) -> None:
     s = report.scenario
     when = dt.datetime.fromtimestamp(report.start, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -191,6 +221,7 @@ def render(report: RunReport, console: Console, shown: int = 25) -> None:
         ends = ", ".join(f"{n:,} {k}" for k, n in sorted(report.comparison.sessions.items()))
         console.print(f"cart sessions in the platform, each ended once: {ends}")
     render_attacks(report, console)
+    render_rollouts(report, console)
     mismatches = report.comparison.mismatches
     if not mismatches:
         console.print("[bold green]match[/]: the platform holds exactly what the devices delivered")
