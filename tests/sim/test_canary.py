@@ -62,6 +62,10 @@ def test_a_rollout_that_crashes_revision_b_halts_at_the_one_percent_stage(
     decisions = [what for _, r, what in report.operator.decisions if r == rid]
     assert decisions[-1].startswith("aborted;")
 
+    # One halt: the survival rule, on revision B alone.
+    halts = report.rollout_halts[rid]
+    assert [(rule, hw) for rule, hw, _ in halts] == [("survival", "B")], halts
+
     # Only the canary (10) and the 1 % stage (20 in all) were ever told; all were sent back.
     states = report.rollout_states[rid]
     assert states == {"returned": 20, "queued": 1980}, states

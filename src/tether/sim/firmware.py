@@ -193,6 +193,13 @@ class Operator:
         self.ledger.count(f"rollouts.{what}")
         log.info("rollout %d: %s", rid, said)
 
+    def halts(self) -> dict[int, list[tuple[str, str | None, str]]]:
+        """Each rollout's halt reasons as the platform recorded them: (rule, hw, detail)."""
+        store = self.platform.rollout_store
+        return {
+            rid: [(h.rule, h.hw, h.detail) for h in store.get(rid).halts] for _, rid in self.created
+        }
+
     def states(self) -> dict[int, Counter[str]]:
         """Devices per update state, for each rollout created."""
         out: dict[int, Counter[str]] = {}

@@ -53,6 +53,7 @@ class RunReport:
     operator: Operator | None = None  # the rollouts made and decided, when the scenario has any
     # Per rollout at the end of the run: devices by update state.
     rollout_states: dict[int, dict[str, int]] = field(default_factory=dict)
+    rollout_halts: dict[int, list[tuple[str, str | None, str]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -127,6 +128,10 @@ class RunReport:
                     "class": spec.device_class,
                     "version": spec.version,
                     "states": self.rollout_states.get(rid, {}),
+                    "halts": [
+                        {"rule": rule, "hw": hw, "detail": detail}
+                        for rule, hw, detail in self.rollout_halts.get(rid, [])
+                    ],
                 }
                 for spec, rid in (self.operator.created if self.operator else [])
             ],
@@ -256,6 +261,7 @@ def run_scenario(
         states = (
             {rid: dict(c) for rid, c in operator.states().items()} if operator is not None else {}
         )
+        halts = operator.halts() if operator is not None else {}
         if adversary is not None:
             if not adversary.struck:
                 raise SimulationError("the adversaries never struck: the run ended before them")
@@ -287,6 +293,7 @@ def run_scenario(
             adversary,
             operator,
             states,
+            halts,
         )
     finally:
         if hub is not None:
