@@ -52,6 +52,7 @@ class Delivery:
         self.platform = platform
         self.send = send
         self.base_url = platform.settings.https.resolved_public_url()
+        self._stranded: set[tuple[int, str]] = set()  # devices with no previous version to send
 
     def jobs(
         self, rollout: Rollout, serials: Sequence[str], version: str | None = None
@@ -99,14 +100,15 @@ class Delivery:
         for d in devices:
             if d.from_fw in known:
                 by_version.setdefault(d.from_fw, []).append(d.serial)
-            else:
-                log.warning(
-                    "rollout %d: cannot send %s back: its previous version %s is not in the "
-                    "catalog (tether firmware add it)",
-                    rollout.id,
-                    d.serial,
-                    d.from_fw,
+            elif (rollout.id, d.serial) not in self._stranded:
+                self._stranded.add((rollout.id, d.serial))  # said once, not every pass
+                why = (
+                    "no version was known for it when the rollout was made (no hello yet)"
+                    if d.from_fw is None
+                    else f"its previous version {d.from_fw} is not in the catalog "
+                    "(tether firmware add it)"
                 )
+                log.warning("rollout %d: cannot send %s back: %s", rollout.id, d.serial, why)
         mqtt = "mqtt" in p.catalog.get(rollout.device_class).pack.transports
         for version, serials in by_version.items():
             if mqtt and self.send is not None:
