@@ -5,17 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import ssl
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
+from tests.doors.tls import device_client, https_door
 from tests.gate.conftest import Device, provision
 from tests.identity.conftest import Clock, open_platform
 from tether.doors.firmware import parse_range
@@ -28,8 +24,6 @@ from tether.firmware.verify import Device as Verifier
 from tether.firmware.verify import verify
 from tether.platform import Platform
 from tether.service.app import create_app
-from tether.service.tls import https_config
-from tether.testing import free_port
 
 NOW = 1_790_000_100.0
 V1 = os.urandom(48 * 1024)
@@ -151,33 +145,9 @@ def test_no_device_of_the_caller_runs_the_image(platform: Platform) -> None:
 def test_a_device_resumes_its_download_over_tls(platform: Platform, tmp_path: Path) -> None:
     """Direct mode: the device's own certificate; a cut download goes on from its last byte."""
     brush, cart = provision(platform, "oral-care-brush", hw="B"), provision(platform, "retail-cart")
-    port = free_port()
-    config = https_config(
-        create_app(platform),
-        platform.authority,
-        tmp_path / "https",
-        "127.0.0.1",
-        port,
-        ["127.0.0.1"],
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-
-    def client_for(device: Device) -> httpx.Client:
-        cert, key = tmp_path / f"{device.serial}.pem", tmp_path / f"{device.serial}.key"
-        cert.write_text(platform.secure_elements.certificate(device.serial))
-        device.element.export_key_for_tls(key)
-        ctx = ssl.create_default_context(cadata=platform.authority.service_ca().cert_pem)
-        ctx.load_cert_chain(str(cert), str(key))
-        return httpx.Client(verify=ctx, base_url=f"https://127.0.0.1:{port}")
-
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        url = "/v1/firmware/oral-care-brush/1.0.0/image"
-        with client_for(brush) as http:
+    url = "/v1/firmware/oral-care-brush/1.0.0/image"
+    with https_door(platform, tmp_path / "https") as base:
+        with device_client(platform, brush, base, tmp_path) as http:
             got = b""
             with http.stream("GET", url) as first:  # the link drops after 10,000 bytes
                 for piece in first.iter_bytes(1000):
@@ -189,8 +159,5 @@ def test_a_device_resumes_its_download_over_tls(platform: Platform, tmp_path: Pa
                 assert rest.status_code == 206
                 got += rest.content
             assert hashlib.sha256(got).digest() == hashlib.sha256(V1).digest()
-        with client_for(cart) as http:  # another class: not its firmware
+        with device_client(platform, cart, base, tmp_path) as http:  # not its class's firmware
             assert http.get(url).status_code == 403
-    finally:
-        server.should_exit = True
-        thread.join(10)

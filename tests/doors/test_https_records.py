@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
 import struct
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
+from tests.doors.tls import device_client, https_door, trusting
 from tests.gate.conftest import Device, provision
 from tests.identity.conftest import Clock, open_platform
 from tests.platforms import PLATFORM_ENGINES, platform_data_dir
 from tether.platform import Platform
 from tether.service.app import create_app
-from tether.service.tls import https_config
-from tether.testing import free_port
 
 HEALTH = {"battery_pct": 80}
 NOW_S = 1_790_000_100.0
@@ -204,34 +199,12 @@ def test_direct_mode_over_tls_with_the_device_certificate(
     platform: Platform, tmp_path: Path
 ) -> None:
     cart, other = provision(platform, "retail-cart"), provision(platform, "retail-cart")
-    port = free_port()
-    config = https_config(
-        create_app(platform),
-        platform.authority,
-        tmp_path / "https",
-        "127.0.0.1",
-        port,
-        ["127.0.0.1"],
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        cert = tmp_path / "cart.pem"
-        cert.write_text(platform.secure_elements.certificate(cart.serial))
-        key = tmp_path / "cart.key"
-        cart.element.export_key_for_tls(key)
-        service_ca = platform.authority.service_ca().cert_pem
-        ctx = ssl.create_default_context(cadata=service_ca)
-        ctx.load_cert_chain(str(cert), str(key))
-        records = [
-            {"device": cart.serial, "data": b64(cart.record(1, "health", HEALTH))},
-            {"device": other.serial, "data": b64(other.record(1, "health", HEALTH))},
-        ]
-        with httpx.Client(verify=ctx, base_url=f"https://127.0.0.1:{port}") as http:
+    records = [
+        {"device": cart.serial, "data": b64(cart.record(1, "health", HEALTH))},
+        {"device": other.serial, "data": b64(other.record(1, "health", HEALTH))},
+    ]
+    with https_door(platform, tmp_path / "https") as base:
+        with device_client(platform, cart, base, tmp_path) as http:
             res = http.post("/v1/records", json={"records": records})
             assert res.status_code == 200, res.text
             assert [(r["outcome"], r["code"]) for r in res.json()["results"]] == [
@@ -241,9 +214,5 @@ def test_direct_mode_over_tls_with_the_device_certificate(
             platform.revoke(cart.serial, "stolen")
             refused = http.post("/v1/records", json={"records": records})
             assert refused.status_code == 401 and refused.json()["error"] == "cert_revoked"
-        anonymous = ssl.create_default_context(cadata=service_ca)
-        with httpx.Client(verify=anonymous, base_url=f"https://127.0.0.1:{port}") as http:
+        with httpx.Client(verify=trusting(platform), base_url=base) as http:
             assert http.post("/v1/records", json={"records": records}).status_code == 401
-    finally:
-        server.should_exit = True
-        thread.join(10)
