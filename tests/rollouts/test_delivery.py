@@ -28,7 +28,7 @@ from tether.firmware.jobs import read_job
 from tether.gate.submission import AcceptedEvent
 from tether.platform import Platform
 from tether.rollouts.delivery import Delivery, job_id
-from tether.rollouts.model import CohortSpec, HaltReason
+from tether.rollouts.model import CohortSpec, HaltReason, RolloutError
 from tether.rollouts.store import Report
 from tether.service.app import create_app
 
@@ -175,3 +175,30 @@ def test_abort_sends_devices_on_the_new_version_back_to_theirs(
     engines = ["--data-dir", str(data_dir), "--config", str(data_dir / SETTINGS_FILE)]
     shown = CliRunner().invoke(cli, [*engines, "rollout", "status", str(rid)])
     assert "1 returned, 1 on their way, 1 still to return" in " ".join(shown.output.split())
+
+
+def test_abort_can_send_back_one_revision_and_leave_the_others(
+    platform: Platform, tmp_path: Path
+) -> None:
+    add_fleet(platform, fleet(6, hws="ABC", fw="1.0.0"))
+    add_image(platform, tmp_path, "1.0.0")
+    add_image(platform, tmp_path, "2.0.0")
+    rid = platform.rollouts.create(CohortSpec("retail-cart"), "2.0.0", "100%:24h").rollout.id
+    sent = watch(platform)
+    platform.rollout_monitor.check()
+    status = {"rollout": str(rid), "version": "2.0.0", "state": "installed"}
+    serials = [f"CART{i:05d}" for i in range(6)]
+    platform.rollout_tracker.apply(
+        [event(serial, 10, "ota-status", NOW + 60, **status) for serial in serials]
+    )
+    with pytest.raises(RolloutError, match="add --return-to-previous"):
+        platform.rollouts.abort(rid, hw=["B"])
+    with pytest.raises(RolloutError, match="not Z"):
+        platform.rollouts.abort(rid, return_to_previous=True, hw=["Z"])
+    sent.clear()
+    assert platform.rollouts.abort(rid, return_to_previous=True, hw=["B"]) == 2
+    platform.rollout_monitor.check()
+    hw = {d.serial: d.hw for d in platform.rollout_store.devices(rid)}
+    assert sorted(serial for serial, _, _ in sent) == sorted(s for s in serials if hw[s] == "B")
+    states = {d.serial: d.state for d in platform.rollout_store.devices(rid)}
+    assert all(states[s] == ("returning" if hw[s] == "B" else "installed") for s in serials)

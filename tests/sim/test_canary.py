@@ -16,11 +16,11 @@ What the run shows, and this test holds:
   rollback: the crash comes long after the boot counter was satisfied;
 - the revision-B carts that crashed stayed dark until a power cycle and came
   back up on 3.3.0: no cart is bricked;
-- the abort's return-to-previous sends every cart on 3.3.0 (the twenty of all
-  three revisions: the platform returns a rollout, not a revision) a job for
-  3.2.0, which each downloads, verifies, installs and boots from its other
-  slot; the platform records them ``returned``, and at the end every cart of
-  the fleet runs 3.2.0, reporting;
+- the abort returns revision B alone (``--return-to-previous --hw B``): each
+  revision-B cart on 3.3.0 gets a job for 3.2.0, downloads, verifies, installs
+  and boots it from its other slot, and the platform records it ``returned``;
+  the updated carts of revisions A and C are untouched: still on 3.3.0, booted
+  clean, reporting; every other cart of the fleet runs 3.2.0;
 - ``tether rollout status`` tells the story: stages, the halt and its reason,
   the abort, health per revision.
 
@@ -43,6 +43,7 @@ from tether.sim.run import run_scenario
 from tether.sim.scenario import load_scenario
 
 pytestmark = pytest.mark.timeout(900)
+REVISION_B_STORES = {f"store-{n:02d}" for n in range(9, 15)}  # the scenario's hw per store
 
 
 def test_a_rollout_that_crashes_revision_b_halts_at_the_one_percent_stage(
@@ -66,15 +67,27 @@ def test_a_rollout_that_crashes_revision_b_halts_at_the_one_percent_stage(
     halts = report.rollout_halts[rid]
     assert [(rule, hw) for rule, hw, _ in halts] == [("survival", "B")], halts
 
-    # Only the canary (10) and the 1 % stage (20 in all) were ever told; all were sent back.
+    # Only the canary (10) and the 1 % stage (20 in all) were ever told; revision B went back.
     states = report.rollout_states[rid]
-    assert states == {"returned": 20, "queued": 1980}, states
+    books = report.ledger.books
+    told = {
+        serial
+        for serial, book in books.items()
+        if any(r.type == "boot" and r.body["fw"] == "3.3.0" for r in book.made.values())
+    }
+    sick = {serial for serial in told if books[serial].site in REVISION_B_STORES}
+    assert len(told) == 20 and sick and told - sick, (len(told), len(sick))
+    assert states == {
+        "returned": len(sick),
+        "booted_clean": len(told - sick),
+        "queued": 1980,
+    }, states
 
     # Revision B's updated carts crashed, went dark and came back on a power cycle.
     assert did["ota.crashes_after_boot"] >= 3
     assert did["ota.power_cycles"] == did["ota.crashes_after_boot"]
     assert did["ota.crashes_at_boot"] == 0 and did["ota.rolled_back_by_bootloader"] == 0
-    assert did["ota.installed"] == 40  # 20 there, 20 back
+    assert did["ota.installed"] == 20 + len(sick)  # 20 there, revision B's back
 
     # Every cart booted some version at the end; the newest boot record of each says which.
     last_boot: dict[str, dict[str, object]] = {}
@@ -86,13 +99,13 @@ def test_a_rollout_that_crashes_revision_b_halts_at_the_one_percent_stage(
         if sum(1 for r in boots if r.body["fw"] == "3.3.0") > 1:  # booted it again: a crash
             crashed.add(serial)
     versions = Counter(str(body["fw"]) for body in last_boot.values())
-    assert versions == Counter({"3.2.0": 2000}), versions
+    assert versions == Counter({"3.2.0": 2000 - len(told - sick), "3.3.0": len(told - sick)})
+    assert {s for s, body in last_boot.items() if body["fw"] == "3.3.0"} == told - sick
     assert not any(body["rolled_back"] for body in last_boot.values())
     returned = {s for s, body in last_boot.items() if body["previous_fw"] == "3.3.0"}
-    assert len(returned) == 20
+    assert returned == sick
     assert crashed and crashed <= returned
-    hw = {s: report.ledger.books[s].site for s in crashed}
-    assert all(site in {f"store-{n:02d}" for n in range(9, 15)} for site in hw.values()), hw
+    assert all(books[s].site in REVISION_B_STORES for s in crashed), crashed
 
     # The story as an operator reads it.
     result = CliRunner().invoke(
@@ -103,7 +116,8 @@ def test_a_rollout_that_crashes_revision_b_halts_at_the_one_percent_stage(
     assert "aborted" in out
     assert "survival" in out and "hw B" in out
     assert "updated devices still" in out
-    assert "return to the previous version: 20 returned" in " ".join(out.split())
+    said = " ".join(out.split())
+    assert f"return to the previous version (hw B): {len(sick)} returned" in said
     for stage in ("canary", "1%", "10%"):
         assert stage in out
     print(out)

@@ -164,11 +164,13 @@ def _status(store: RolloutStore, r: Rollout, now: float) -> None:
         console.print(halts)
         console.print(f"decide: tether rollout release {r.id}  |  tether rollout abort {r.id}")
     if r.return_to_previous:
-        states = Counter(d.state for d in devices)
+        going = [d for d in devices if not r.return_hw or d.hw in r.return_hw]
+        states = Counter(d.state for d in going)
         on_new = states["installed"] + states["booted_clean"]
+        which = f" (hw {', '.join(r.return_hw)})" if r.return_hw else ""
         console.print(
-            f"aborted with return to the previous version: {states['returned']} returned, "
-            f"{states['returning']} on their way, {on_new} still to return"
+            f"aborted with return to the previous version{which}: {states['returned']} "
+            f"returned, {states['returning']} on their way, {on_new} still to return"
         )
     policy = HaltPolicy.from_dict(r.policy)
     health = health_by_hw(devices, store.last_seen(r.id), now, policy)
@@ -208,11 +210,17 @@ def abort(
     return_to_previous: Annotated[
         bool, typer.Option("--return-to-previous", help="Send updated devices back.")
     ] = False,
+    hw: Annotated[
+        list[str] | None,
+        typer.Option("--hw", help="With --return-to-previous: only these revisions go back."),
+    ] = None,
 ) -> None:
     """End a rollout; with --return-to-previous, updated devices go back to their old version."""
     with platform(ctx) as p:
-        on_new = p.rollouts.abort(rollout_id, return_to_previous)
+        on_new = p.rollouts.abort(rollout_id, return_to_previous, hw or ())
         then = "to be returned to the previous version" if return_to_previous else "stay on it"
+        if hw:
+            then += f" (hw {', '.join(hw)})"
         console.print(f"rollout {rollout_id} aborted; {on_new} device(s) on the new version {then}")
 
 

@@ -170,6 +170,7 @@ class Rollout:
     windows: dict[str, str] = field(default_factory=dict)
     policy: dict[str, float] = field(default_factory=dict)
     return_to_previous: bool = False
+    return_hw: tuple[str, ...] = ()  # the revisions sent back; empty: all
     ended_at: float | None = None
 
     @property

@@ -14,7 +14,8 @@ On each pass, for every live rollout:
 5. health per hardware revision is recorded every ``snapshot_s``, for status.
 
 An aborted rollout marked ``return_to_previous`` sends its devices still on the
-new version back to the version each came from (``on_return`` makes the jobs).
+new version (of the revisions named, if any) back to the version each came from
+(``on_return`` makes the jobs).
 """
 
 from __future__ import annotations
@@ -92,7 +93,12 @@ class RolloutMonitor:
 
     def send_back(self, rollout: Rollout) -> list[str]:
         """Devices of an aborted rollout still on its version: their previous one's jobs."""
-        on_new = [d for d in self.store.devices(rollout.id) if d.state in ON_NEW]
+        wanted = rollout.return_hw
+        on_new = [
+            d
+            for d in self.store.devices(rollout.id)
+            if d.state in ON_NEW and (not wanted or d.hw in wanted)
+        ]
         if not on_new or self.on_return is None:
             return []
         sent = self.on_return(rollout, on_new)

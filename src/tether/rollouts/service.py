@@ -147,10 +147,23 @@ class Rollouts:
         self.store.start_stage(rid, following, now)
         return f"started stage {following + 1} of {len(rollout.stages)}"
 
-    def abort(self, rid: int, return_to_previous: bool = False) -> int:
-        """End the rollout; return how many devices run the new version (to send back, if asked)."""
+    def abort(self, rid: int, return_to_previous: bool = False, hw: Sequence[str] = ()) -> int:
+        """End the rollout; return how many devices run the new version (to send back, if asked).
+
+        ``hw`` narrows the return to those hardware revisions (one sick revision
+        goes back, the others stay on the new version).
+        """
         rollout = self.store.get(rid)
         if rollout.state not in LIVE:
             raise RolloutError(f"rollout {rid} is {rollout.state} already")
-        self.store.finish(rid, ABORTED, self.clock(), return_to_previous)
-        return sum(1 for d in self.store.devices(rid) if d.state in ON_NEW)
+        if hw and not return_to_previous:
+            raise RolloutError("--hw names the revisions to send back: add --return-to-previous")
+        unknown = sorted(set(hw) - set(rollout.cohort.hw))
+        if unknown:
+            raise RolloutError(
+                f"rollout {rid} targets hw {', '.join(rollout.cohort.hw)}, not {', '.join(unknown)}"
+            )
+        self.store.finish(rid, ABORTED, self.clock(), return_to_previous, hw)
+        return sum(
+            1 for d in self.store.devices(rid) if d.state in ON_NEW and (not hw or d.hw in hw)
+        )

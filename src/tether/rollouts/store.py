@@ -54,6 +54,7 @@ rollouts = sa.Table(
     sa.Column("windows", sa.Text, nullable=False),  # JSON: site -> window
     sa.Column("policy", sa.Text, nullable=False),  # JSON: halt policy
     sa.Column("return_to_previous", sa.Boolean, nullable=False),
+    sa.Column("return_hw", sa.Text, nullable=True),  # JSON list; null: every revision
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("ended_at", sa.Float, nullable=True),
 )
@@ -306,6 +307,7 @@ class RolloutStore(SqlDatabase):
             windows=json.loads(str(m["windows"])),
             policy=json.loads(str(m["policy"])),
             return_to_previous=bool(m["return_to_previous"]),
+            return_hw=tuple(json.loads(str(m["return_hw"]))) if m["return_hw"] else (),
             ended_at=None if m["ended_at"] is None else float(m["ended_at"]),
         )
 
@@ -376,7 +378,14 @@ class RolloutStore(SqlDatabase):
             )
             self._set_state(conn, rid, RUNNING)
 
-    def finish(self, rid: int, state: str, now: float, return_to_previous: bool = False) -> None:
+    def finish(
+        self,
+        rid: int,
+        state: str,
+        now: float,
+        return_to_previous: bool = False,
+        return_hw: Sequence[str] = (),
+    ) -> None:
         if state not in (COMPLETED, ABORTED):
             raise RolloutError(f"a rollout ends completed or aborted, not {state}")
         with self._tx() as conn:
@@ -386,7 +395,14 @@ class RolloutStore(SqlDatabase):
                 .where(rollout_stages.c.ended_at.is_(None))
                 .values(ended_at=now)
             )
-            self._set_state(conn, rid, state, ended_at=now, return_to_previous=return_to_previous)
+            self._set_state(
+                conn,
+                rid,
+                state,
+                ended_at=now,
+                return_to_previous=return_to_previous,
+                return_hw=json.dumps(sorted(return_hw)) if return_hw else None,
+            )
 
     # devices
     def devices(self, rid: int, stages: Sequence[int] | None = None) -> list[DeviceUpdate]:

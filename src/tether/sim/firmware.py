@@ -185,9 +185,15 @@ class Operator:
         if what == "release":
             said = rollouts.release(rid)
         else:
-            back = rollouts.abort(rid, return_to_previous=what == "abort-return")
+            # A halt on sick revisions alone sends those back; the others stay updated.
+            halts = self.platform.rollout_store.get(rid).halts
+            sick = sorted({h.hw for h in halts if h.hw}) if all(h.hw for h in halts) else []
+            returning = what == "abort-return"
+            back = rollouts.abort(rid, returning, sick if returning else ())
             said = f"aborted; {back} device(s) on the new version" + (
-                ", sent back to the previous one" if what == "abort-return" else ""
+                f", sent back to the previous one{' (hw ' + ', '.join(sick) + ')' if sick else ''}"
+                if returning
+                else ""
             )
         self.decisions.append((self.engine.now, rid, said))
         self.ledger.count(f"rollouts.{what}")

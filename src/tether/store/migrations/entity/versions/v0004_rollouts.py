@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("windows", sa.Text, nullable=False),
         sa.Column("policy", sa.Text, nullable=False),
         sa.Column("return_to_previous", sa.Boolean, nullable=False),
+        sa.Column("return_hw", sa.Text, nullable=True),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("ended_at", sa.Float, nullable=True),
     )
