@@ -332,3 +332,16 @@ def test_a_device_refusing_a_forged_manifest_is_a_security_event(
         )
     warned = [m for m in caplog.messages if m.startswith("security event")]
     assert len(warned) == 1 and first in warned[0] and "trust anchor" in warned[0]
+
+
+def test_the_monitor_drops_signals_no_rule_reads(
+    platform: Platform, tmp_path: Path, clock: Clock
+) -> None:
+    add_fleet(platform, fleet(3))
+    add_image(platform, tmp_path)
+    r = platform.rollouts.create(CohortSpec("retail-cart"), "2.0.0", "100%:24h").rollout
+    store = platform.rollout_store
+    store.add_signals([(r.id, "CART00000", NOW - 8 * 86400, "fault")])
+    store.add_signals([(r.id, "CART00001", NOW - 60, "reboot")])
+    platform.rollout_monitor.check()
+    assert [serial for serial, _, _ in store.signals(r.id, 0)] == ["CART00001"]

@@ -11,7 +11,8 @@ On each pass, for every live rollout:
    their site's maintenance window (``on_notify`` hands them to delivery);
 4. a running stage whose minimum soak has passed is followed by the next stage;
    the last one completes the rollout once no device waits to be notified;
-5. health per hardware revision is recorded every ``snapshot_s``, for status.
+5. health per hardware revision is recorded every ``snapshot_s``, for status;
+6. once an hour, faults and reboots older than ``signals_kept_s`` are dropped.
 
 An aborted rollout marked ``return_to_previous`` sends its devices still on the
 new version (of the revisions named, if any) back to the version each came from
@@ -58,6 +59,7 @@ class RolloutMonitor:
         interval_s: float = 30.0,
         snapshot_s: float = 3600.0,
         release_grace_s: float = 24 * 3600.0,
+        signals_kept_s: float = 7 * 86400.0,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -66,6 +68,9 @@ class RolloutMonitor:
         self.interval_s = interval_s
         self.snapshot_s = snapshot_s
         self.release_grace_s = release_grace_s
+        # Faults and reboots older than this no rule reads (the fault window is minutes).
+        self.signals_kept_s = signals_kept_s
+        self._trimmed_at = float("-inf")
         self._last_pass = float("-inf")
         self._snapshots: dict[int, float] = {}
 
@@ -85,6 +90,10 @@ class RolloutMonitor:
                 halted += self.check_rollout(rollout)
             except Exception:
                 log.exception("rollout %d: monitor pass failed", rollout.id)
+        now = self.clock()
+        if now - self._trimmed_at >= 3600:
+            self._trimmed_at = now
+            self.store.trim_signals(now - self.signals_kept_s)
         if self.on_return is not None:
             for rollout in self.store.rollouts([ABORTED]):
                 if rollout.return_to_previous:
