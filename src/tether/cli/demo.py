@@ -11,10 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +29,7 @@ from tether.service.fleet import FleetSnapshot
 from tether.sim.demo import DEMO, Demo, demo_scenario
 from tether.sim.errors import ScenarioError
 from tether.sim.report import render
+from tether.sim.run import run_dir
 from tether.timeparse import parse_duration
 
 console = Console()
@@ -148,12 +147,14 @@ def demo(
     """
     seconds = None if run_for is None else parse_duration(run_for)
     chosen = demo_scenario(scenario, seconds, speed)
-    temporary = workdir is None
-    where = Path(tempfile.mkdtemp(prefix="tether-demo-")) if workdir is None else workdir
-    if not temporary and where.exists() and any(where.iterdir()):
-        raise ScenarioError(f"--workdir {where} is not empty; name a new or empty directory")
-    where.mkdir(parents=True, exist_ok=True)
-    run = Demo(chosen, where)
+    with run_dir(workdir, "tether-demo-") as where:
+        run = Demo(chosen, where)
+        _watch(run, where, headless, every)
+    _finish(run, report)
+
+
+def _watch(run: Demo, where: Path, headless: bool, every: float) -> None:
+    """Show the run until it ends; Ctrl-C or SIGTERM stops it and what it started."""
     log = _log_to(where / "demo.log")
 
     def terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -180,9 +181,6 @@ def demo(
         if run.running:
             run.stop()
         log()
-        if temporary:
-            shutil.rmtree(where, ignore_errors=True)
-    _finish(run, report)
 
 
 def _log_to(path: Path) -> Callable[[], None]:

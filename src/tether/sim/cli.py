@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tether.sim.errors import ScenarioError
 from tether.sim.report import render, render_devices
-from tether.sim.run import run_scenario
+from tether.sim.run import run_dir, run_scenario
 from tether.sim.scenario import load_scenario, parse_speed, shipped_scenarios
 
 app = typer.Typer(no_args_is_help=True, help="The fleet simulator: scenarios of simulated devices.")
@@ -54,14 +52,7 @@ def run(
             pace = parse_speed(speed)
         except ValueError as exc:
             raise ScenarioError(f"--speed: {exc}") from None
-    temporary = workdir is None
-    where = Path(tempfile.mkdtemp(prefix="tether-sim-")) if workdir is None else workdir
-    if not temporary and where.exists() and any(where.iterdir()):
-        raise ScenarioError(
-            f"--workdir {where} is not empty; a run needs a fresh platform: name a new directory"
-        )
-    where.mkdir(parents=True, exist_ok=True)
-    try:
+    with run_dir(workdir, "tether-sim-") as where:
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -93,14 +84,11 @@ def run(
         if report is not None:
             report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
             console.print(f"report: {report}")
-        if not temporary:
+        if workdir is not None:
             console.print(
                 f"platform kept in {where / 'platform'}; look with: "
                 f"tether --data-dir {where / 'platform'} events gaps SERIAL"
             )
-    finally:
-        if temporary:
-            shutil.rmtree(where, ignore_errors=True)
     if not result.ok:
         raise typer.Exit(1)
 

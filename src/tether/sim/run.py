@@ -9,9 +9,12 @@ to land what reached its doors, and the check compares.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from tether.sim.adversary import Adversary
 from tether.sim.check import Comparison, StoreView, compare
 from tether.sim.clock import SimClock
 from tether.sim.engine import Engine
-from tether.sim.errors import RunStopped, SimulationError
+from tether.sim.errors import RunStopped, ScenarioError, SimulationError
 from tether.sim.firmware import FleetFirmware, Operator, prepare
 from tether.sim.gateway import Gateway
 from tether.sim.harness import HOST, SimPlatform
@@ -146,6 +149,26 @@ class RunReport:
                 for m in self.comparison.mismatches
             ],
         }
+
+
+@contextmanager
+def run_dir(workdir: Path | None, prefix: str) -> Iterator[Path]:
+    """Where a run keeps its platform: ``workdir`` (new or empty), else a temporary
+    directory removed when the run is over."""
+    if workdir is None:
+        temporary = Path(tempfile.mkdtemp(prefix=prefix))
+        try:
+            yield temporary
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        return
+    if workdir.exists() and any(workdir.iterdir()):
+        raise ScenarioError(
+            f"--workdir {workdir} is not empty; a run needs a fresh platform: name a new "
+            "or empty directory"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    yield workdir
 
 
 def run_scenario(
