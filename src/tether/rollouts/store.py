@@ -1,7 +1,8 @@
 """Rollouts in the entity store: rollouts, stages, halts, per-device update state, opt-outs.
 
-SQLite creates these tables itself; PostgreSQL gets them from entity revision
-0004 (``tether migrate``). Per-device changes go through
+The tables are in :mod:`~tether.rollouts.tables`, what devices report (their
+states and signals) in :mod:`~tether.rollouts.reports`; this module keeps the
+rollouts themselves and re-exports both. Per-device changes go through
 :func:`tether.rollouts.model.step`, so an illegal one is refused the same way
 whether a command, the monitor or the tracker asked for it.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,20 +19,15 @@ from sqlalchemy.engine import Connection
 
 from tether.errors import NotFoundError
 from tether.projections.state import DeviceStateStore, device_state
-from tether.registry.sql import SqlDatabase, insert
-from tether.rollouts.health import Signal
+from tether.registry.sql import SqlDatabase
 from tether.rollouts.model import (
     ABORTED,
-    BOOTED,
     COMPLETED,
     HALTED,
-    LIVE,
-    ROLLED_BACK,
     RUNNING,
     CohortSpec,
     DeviceUpdate,
     HaltReason,
-    IllegalTransitionError,
     Rollout,
     RolloutError,
     Stage,
@@ -40,144 +35,40 @@ from tether.rollouts.model import (
     step,
 )
 from tether.rollouts.plan import OptOuts
+from tether.rollouts.reports import Applied, DeviceReports, Report, Target
+from tether.rollouts.tables import (
+    _update,
+    metadata,
+    rollout_devices,
+    rollout_halts,
+    rollout_health,
+    rollout_optouts,
+    rollout_signals,
+    rollout_stages,
+    rollouts,
+)
 
-metadata = sa.MetaData()
-rollouts = sa.Table(
-    "rollouts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("device_class", sa.String(64), nullable=False),
-    sa.Column("version", sa.String(64), nullable=False),
-    sa.Column("cohort", sa.Text, nullable=False),  # JSON
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("seed", sa.BigInteger, nullable=False),
-    sa.Column("windows", sa.Text, nullable=False),  # JSON: site -> window
-    sa.Column("policy", sa.Text, nullable=False),  # JSON: halt policy
-    sa.Column("return_to_previous", sa.Boolean, nullable=False),
-    sa.Column("return_hw", sa.Text, nullable=True),  # JSON list; null: every revision
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("ended_at", sa.Float, nullable=True),
-)
-rollout_stages = sa.Table(
-    "rollout_stages",
-    metadata,
-    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), primary_key=True),
-    sa.Column("idx", sa.Integer, primary_key=True),
-    sa.Column("label", sa.String(64), nullable=False),
-    sa.Column("amount", sa.Float, nullable=False),
-    sa.Column("is_share", sa.Boolean, nullable=False),
-    sa.Column("soak_s", sa.BigInteger, nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("started_at", sa.Float, nullable=True),
-    sa.Column("ended_at", sa.Float, nullable=True),
-)
-rollout_halts = sa.Table(
-    "rollout_halts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), nullable=False),
-    sa.Column("rule", sa.String(32), nullable=False),
-    sa.Column("hw", sa.String(32), nullable=True),
-    sa.Column("detail", sa.Text, nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("released_at", sa.Float, nullable=True),
-    sa.Index("ix_rollout_halts_rollout", "rollout_id"),
-)
-rollout_devices = sa.Table(
+__all__ = [
+    "OPT_OUT_KINDS",
+    "Applied",
+    "DeviceReports",
+    "Report",
+    "RolloutStore",
+    "Target",
+    "metadata",
     "rollout_devices",
-    metadata,
-    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), primary_key=True),
-    sa.Column("serial", sa.String(64), primary_key=True),
-    sa.Column("stage", sa.Integer, nullable=False),
-    sa.Column("tenant", sa.String(64), nullable=False),
-    sa.Column("hw", sa.String(32), nullable=False),
-    sa.Column("site", sa.String(64), nullable=True),
-    sa.Column("from_fw", sa.String(32), nullable=True),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("reason", sa.Text, nullable=True),
-    sa.Column("changed_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=True),
-    sa.Column("succeeded", sa.Boolean, nullable=False),
-    sa.Column("report_seq", sa.BigInteger, nullable=True),
-    sa.Index("ix_rollout_devices_serial", "serial"),
-    sa.Index("ix_rollout_devices_state", "rollout_id", "stage", "state"),
-)
-rollout_signals = sa.Table(
-    "rollout_signals",
-    metadata,
-    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), primary_key=True),
-    sa.Column("serial", sa.String(64), primary_key=True),
-    sa.Column("at", sa.Float, primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),
-    sa.Index("ix_rollout_signals_at", "rollout_id", "at"),
-)
-rollout_health = sa.Table(
+    "rollout_halts",
     "rollout_health",
-    metadata,
-    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), primary_key=True),
-    sa.Column("at", sa.Float, primary_key=True),
-    sa.Column("hw", sa.String(32), primary_key=True),
-    sa.Column("updated", sa.BigInteger, nullable=False),
-    sa.Column("reporting", sa.BigInteger, nullable=False),
-    sa.Column("baseline", sa.Float, nullable=True),
-)
-rollout_optouts = sa.Table(
     "rollout_optouts",
-    metadata,
-    sa.Column("kind", sa.String(8), primary_key=True),  # tenant | site | device
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("at", sa.Float, nullable=False),
-)
+    "rollout_signals",
+    "rollout_stages",
+    "rollouts",
+]
 
 OPT_OUT_KINDS = ("tenant", "site", "device")
 
 
-@dataclass(frozen=True)
-class Report:
-    """What a device said about its update: a state (and reason), from a record."""
-
-    serial: str
-    state: str
-    at: float
-    rollout_id: int | None = None  # None: the device's newest rollout
-    reason: str | None = None
-    seq: int | None = None
-
-
-@dataclass(frozen=True)
-class Applied:
-    changed: int
-    ignored: list[str]  # why each refused report was refused
-
-
-@dataclass(frozen=True)
-class Target:
-    """The newest rollout a device belongs to, and its part in it."""
-
-    rollout_id: int
-    version: str
-    state: str
-    live: bool
-    report_seq: int | None = None
-
-
-def _update(m: Any) -> DeviceUpdate:
-    return DeviceUpdate(
-        serial=str(m["serial"]),
-        stage=int(m["stage"]),
-        hw=str(m["hw"]),
-        site=None if m["site"] is None else str(m["site"]),
-        from_fw=None if m["from_fw"] is None else str(m["from_fw"]),
-        state=str(m["state"]),
-        reason=None if m["reason"] is None else str(m["reason"]),
-        changed_at=float(m["changed_at"]),
-        updated_at=None if m["updated_at"] is None else float(m["updated_at"]),
-        succeeded=bool(m["succeeded"]),
-        report_seq=None if m["report_seq"] is None else int(m["report_seq"]),
-    )
-
-
-class RolloutStore(SqlDatabase):
+class RolloutStore(DeviceReports, SqlDatabase):
     """Rollouts and everything about them, in the entity database."""
 
     def __init__(self, url: str) -> None:
@@ -465,170 +356,7 @@ class RolloutStore(SqlDatabase):
                 )
         return moved
 
-    def _rows(self, conn: Connection, rid: int, serials: Sequence[str]) -> dict[str, DeviceUpdate]:
-        out = {}
-        for i in range(0, len(serials), 5000):
-            for r in conn.execute(
-                sa.select(rollout_devices).where(
-                    rollout_devices.c.rollout_id == rid,
-                    rollout_devices.c.serial.in_(list(serials[i : i + 5000])),
-                )
-            ):
-                out[r.serial] = _update(r._mapping)
-        return out
-
-    def targets(self, serials: Iterable[str]) -> dict[str, Target]:
-        """Each device's newest rollout (aborted ones too: a late rollback still counts)."""
-        wanted = sorted(set(serials))
-        out: dict[str, Target] = {}
-        d, r = rollout_devices.c, rollouts.c
-        with self._read() as conn:
-            for i in range(0, len(wanted), 5000):
-                query = (
-                    sa.select(d.serial, d.rollout_id, r.version, d.state, r.state, d.report_seq)
-                    .join(rollouts, rollouts.c.id == d.rollout_id)
-                    .where(d.serial.in_(wanted[i : i + 5000]))
-                    .order_by(d.rollout_id)
-                )
-                for serial, rid, version, state, rstate, seq in conn.execute(query):
-                    out[serial] = Target(int(rid), str(version), str(state), rstate in LIVE, seq)
-        return out
-
-    def apply(self, reports: Sequence[Report]) -> Applied:
-        """Apply devices' reports in one transaction; refused ones are listed, not raised.
-
-        A report older (by seq) than the last one applied to the device is
-        ignored, so records arriving out of order cannot move a device back.
-        """
-        if not reports:
-            return Applied(0, [])
-        targets = self.targets(r.serial for r in reports if r.rollout_id is None)
-        ignored: list[str] = []
-        changed: dict[tuple[int, str], DeviceUpdate] = {}
-        with self._tx() as conn:
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            wanted: dict[int, list[str]] = {}
-            resolved: list[tuple[int, Report]] = []
-            for rep in reports:
-                rid = rep.rollout_id
-                if rid is None:
-                    t = targets.get(rep.serial)
-                    if t is None:
-                        continue
-                    rid = t.rollout_id
-                wanted.setdefault(rid, []).append(rep.serial)
-                resolved.append((rid, rep))
-            current: dict[tuple[int, str], DeviceUpdate] = {}
-            for rid, serials in wanted.items():
-                for serial, row in self._rows(conn, rid, sorted(set(serials))).items():
-                    current[(rid, serial)] = row
-            for rid, rep in resolved:
-                key = (rid, rep.serial)
-                found = current.get(key)
-                if found is None:
-                    ignored.append(f"{rep.serial}: not in rollout {rid}")
-                    continue
-                row = found
-                if rep.seq is not None and row.report_seq is not None and rep.seq <= row.report_seq:
-                    if rep.state != row.state:
-                        ignored.append(f"{rep.serial}: report seq {rep.seq} is stale")
-                    continue
-                try:
-                    state = step(rep.serial, row.state, rep.state)
-                except IllegalTransitionError as exc:
-                    ignored.append(str(exc))
-                    continue
-                if state == row.state and rep.reason == row.reason:
-                    continue
-                row = DeviceUpdate(
-                    **{
-                        **row.__dict__,
-                        "state": state,
-                        "reason": rep.reason,
-                        "changed_at": rep.at,
-                        "report_seq": rep.seq if rep.seq is not None else row.report_seq,
-                        "updated_at": row.updated_at
-                        if row.updated_at is not None or state != BOOTED
-                        else rep.at,
-                        "succeeded": row.succeeded or state == BOOTED,
-                    }
-                )
-                current[key] = changed[key] = row
-            if changed:
-                conn.execute(
-                    rollout_devices.update()
-                    .where(
-                        rollout_devices.c.rollout_id == sa.bindparam("rid"),
-                        rollout_devices.c.serial == sa.bindparam("sn"),
-                    )
-                    .values(
-                        state=sa.bindparam("st"),
-                        reason=sa.bindparam("rs"),
-                        changed_at=sa.bindparam("ca"),
-                        report_seq=sa.bindparam("sq"),
-                        updated_at=sa.bindparam("ua"),
-                        succeeded=sa.bindparam("ok"),
-                    ),
-                    [
-                        {
-                            "rid": rid,
-                            "sn": u.serial,
-                            "st": u.state,
-                            "rs": u.reason,
-                            "ca": u.changed_at,
-                            "sq": u.report_seq,
-                            "ua": u.updated_at,
-                            "ok": u.succeeded,
-                        }
-                        for (rid, _), u in changed.items()
-                    ],
-                )
-        return Applied(len(changed), ignored)
-
-    def rollbacks_by_version(self) -> dict[tuple[str, str], tuple[int, int]]:
-        """Per (class, target version): devices rolled back, and how many of them after success."""
-        d, r = rollout_devices.c, rollouts.c
-        query = (
-            sa.select(
-                r.device_class,
-                r.version,
-                sa.func.count(),
-                sa.func.sum(sa.case((d.succeeded, 1), else_=0)),
-            )
-            .join(rollouts, r.id == d.rollout_id)
-            .where(d.state == ROLLED_BACK)
-            .group_by(r.device_class, r.version)
-        )
-        with self._read() as conn:
-            return {(c, v): (int(n), int(s or 0)) for c, v, n, s in conn.execute(query)}
-
-    # signals and health
-    def add_signals(self, rows: Sequence[tuple[int, str, float, str]]) -> None:
-        if not rows:
-            return
-        with self._tx() as conn:
-            conn.execute(  # a replayed batch adds nothing
-                insert(conn, rollout_signals).on_conflict_do_nothing(),
-                [{"rollout_id": rid, "serial": s, "at": at, "kind": k} for rid, s, at, k in rows],
-            )
-
-    def signals(self, rid: int, since: float) -> list[Signal]:
-        c = rollout_signals.c
-        with self._read() as conn:
-            return [
-                (r[0], float(r[1]), str(r[2]))
-                for r in conn.execute(
-                    sa.select(c.serial, c.at, c.kind).where(c.rollout_id == rid, c.at >= since)
-                )
-            ]
-
-    def trim_signals(self, before: float) -> int:
-        with self._tx() as conn:
-            return int(
-                conn.execute(rollout_signals.delete().where(rollout_signals.c.at < before)).rowcount
-            )
-
+    # health (the signals behind it are in reports.py)
     def record_health(
         self, rid: int, at: float, rows: Sequence[tuple[str, int, int, float | None]]
     ) -> None:
