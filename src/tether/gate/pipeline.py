@@ -213,6 +213,7 @@ class Gate:
         events: list[AcceptedEvent] = []
         entries: list[StreamEntry] = []
         seen: set[str] = set()
+        repeated = 0  # records twice in this batch
         read = self._read
         budget = self.budget
         for k in authentic:
@@ -228,6 +229,7 @@ class Gate:
             key = f"{event.serial}/{event.dedupe_key}"
             if key in seen:  # the same record twice in one batch
                 outcomes[i] = Outcome(sub.serial, event.seq, DUPLICATE, event=event)
+                repeated += 1
                 continue
             seen.add(key)
             accepted_at.append(i)
@@ -240,10 +242,9 @@ class Gate:
         for i, event, offset in zip(accepted_at, events, offsets, strict=True):
             verdict = ACCEPTED if offset is not None else DUPLICATE
             outcomes[i] = Outcome(event.serial, event.seq, verdict, None, None, event)
-        judged = [o for o in outcomes if o is not None]
         with self._tally:
-            self._duplicates += sum(1 for o in judged if o.outcome == DUPLICATE)
-        return judged
+            self._duplicates += repeated + offsets.count(None)
+        return [o for o in outcomes if o is not None]
 
     def reject_at_door(self, rejected: Sequence[tuple[Submission, Outcome]]) -> None:
         """Dead-letter records a front door refused before the gate could read them."""
