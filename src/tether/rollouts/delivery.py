@@ -87,16 +87,12 @@ class Delivery:
             self.send(serial, "commands", job)
         log.info("rollout %d: sent %d update jobs", rollout.id, len(serials))
 
-    def send_back(self, rollout: Rollout, devices: Sequence[DeviceUpdate]) -> list[str]:
-        """The monitor's ``on_return``: jobs for the version each device came from.
-
-        Returns the devices a job exists for (published now to MQTT devices,
-        fetched by apps for the others); a device whose previous version is not
-        in the catalog stays where it is, and is logged.
-        """
-        p = self.platform
-        known = {a.version for a in p.artifact_catalog.list(rollout.device_class)}
+    def _by_previous(
+        self, rollout: Rollout, devices: Sequence[DeviceUpdate]
+    ) -> dict[str, list[str]]:
+        """Devices to send back, by the version each came from (those the catalog holds)."""
         by_version: dict[str, list[str]] = {}
+        known = {a.version for a in self.platform.artifact_catalog.list(rollout.device_class)}
         for d in devices:
             if d.from_fw in known:
                 by_version.setdefault(d.from_fw, []).append(d.serial)
@@ -109,9 +105,19 @@ class Delivery:
                     "(tether firmware add it)"
                 )
                 log.warning("rollout %d: cannot send %s back: %s", rollout.id, d.serial, why)
-        mqtt = "mqtt" in p.catalog.get(rollout.device_class).pack.transports
-        for version, serials in by_version.items():
-            if mqtt and self.send is not None:
+        return by_version
+
+    def send_back(self, rollout: Rollout, devices: Sequence[DeviceUpdate]) -> list[str]:
+        """The monitor's ``on_return``: jobs for the version each device came from.
+
+        Returns the devices a job exists for (published now to MQTT devices,
+        fetched by apps for the others); a device whose previous version is not
+        in the catalog stays where it is, and is logged once.
+        """
+        by_version = self._by_previous(rollout, devices)
+        pack = self.platform.catalog.get(rollout.device_class).pack
+        if "mqtt" in pack.transports and self.send is not None:
+            for version, serials in by_version.items():
                 for serial, job in self.jobs(rollout, serials, version).items():
                     self.send(serial, "commands", job)
         return [serial for serials in by_version.values() for serial in serials]
@@ -131,10 +137,10 @@ class Delivery:
             if rollout.state in (RUNNING, COMPLETED):
                 jobs = self.jobs(rollout, devices)
             elif rollout.state == ABORTED and rollout.return_to_previous:
+                parts = list(p.rollout_store.updates(rid, devices).values())
                 jobs = {}
-                previous = {d.serial: d.from_fw for d in p.rollout_store.devices(rid)}
-                for serial in devices:
-                    jobs.update(self.jobs(rollout, [serial], previous[serial]))
+                for version, serials in self._by_previous(rollout, parts).items():
+                    jobs.update(self.jobs(rollout, serials, version))
             else:
                 continue  # a halt holds what was not installed yet; an abort ends it
             out += [{"serial": serial, "job": job} for serial, job in jobs.items()]

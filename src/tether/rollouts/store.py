@@ -305,6 +305,11 @@ class RolloutStore(DeviceReports, SqlDatabase):
                 _update(r._mapping) for r in conn.execute(query.order_by(rollout_devices.c.serial))
             ]
 
+    def updates(self, rid: int, serials: Sequence[str]) -> dict[str, DeviceUpdate]:
+        """These devices' parts in the rollout (those in it), by serial."""
+        with self._read() as conn:
+            return self._rows(conn, rid, serials)
+
     def counts(self, rid: int) -> dict[int, Counter[str]]:
         """Per stage: how many devices are in each update state."""
         c = rollout_devices.c
