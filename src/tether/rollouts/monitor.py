@@ -104,9 +104,7 @@ class RolloutMonitor:
         """Devices of an aborted rollout still on its version: their previous one's jobs."""
         wanted = rollout.return_hw
         on_new = [
-            d
-            for d in self.store.devices(rollout.id)
-            if d.state in ON_NEW and (not wanted or d.hw in wanted)
+            d for d in self.store.devices(rollout.id, states=ON_NEW) if not wanted or d.hw in wanted
         ]
         if not on_new or self.on_return is None:
             return []

@@ -296,10 +296,18 @@ class RolloutStore(DeviceReports, SqlDatabase):
             )
 
     # devices
-    def devices(self, rid: int, stages: Sequence[int] | None = None) -> list[DeviceUpdate]:
+    def devices(
+        self,
+        rid: int,
+        stages: Sequence[int] | None = None,
+        states: Iterable[str] | None = None,
+    ) -> list[DeviceUpdate]:
+        """The rollout's devices, of these stages and in these states when given."""
         query = sa.select(rollout_devices).where(rollout_devices.c.rollout_id == rid)
         if stages is not None:
             query = query.where(rollout_devices.c.stage.in_(list(stages)))
+        if states is not None:
+            query = query.where(rollout_devices.c.state.in_(sorted(states)))
         with self._read() as conn:
             return [
                 _update(r._mapping) for r in conn.execute(query.order_by(rollout_devices.c.serial))
