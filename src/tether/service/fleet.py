@@ -8,8 +8,8 @@ same numbers:
   window (device state's last arrival), and how many of them were ever seen;
 - outcomes: accepted records are the event log's length, rejected ones the
   dead-letter stream's (both platform-wide, whichever process judged them);
-  duplicates are counted by the gates of this process, the only outcome no
-  stream keeps;
+  duplicates are counted by this process's front-door gate (replays left out),
+  the only outcome no stream keeps;
 - per-second rates between two snapshots of the same view, over real time;
 - gaps: devices missing records, records lost (overwritten on the device) and
   pending, counted again for every device when the projector has moved since,
@@ -103,9 +103,10 @@ class FleetView:
     def snapshot(self) -> FleetSnapshot:
         p = self.platform
         now = p.clock()
+        events = p.stream("events")
         totals = (
-            p.stream("events").last_offset(),
-            p.gate.duplicates + p.replay_gate.duplicates,
+            events.last_offset(),
+            p.gate.duplicates,  # the front doors' gate: device traffic, not replays
             p.stream("dead-letter").last_offset(),
         )
         real = self._monotonic()
@@ -115,7 +116,7 @@ class FleetView:
             for name, new, old in zip(rates, totals, self._last[1:], strict=True):
                 rates[name] = max(0, new - old) / span
         self._last = (real, *totals)
-        projected = p.stream("events").position(PROJECTOR)
+        projected = events.position(PROJECTOR)
         due = self._gaps_at is None or real - self._gaps_at >= self.gaps_every
         if projected != self._gaps_projected and due:
             self._gaps, self._gaps_at, self._gaps_projected = self._count_gaps(), real, projected
