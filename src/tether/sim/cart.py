@@ -21,17 +21,18 @@ What it models, from the seeds (002 parts 01-02):
   some records reach the broker twice, as the seeds warn.
 - **Reject notices** on its rejects topic: ``rate_limited`` puts the record
   back in flash to send later; any other code is an anomaly for the report.
-- **Firmware updates** (when the scenario has rollouts, ``Cart.ota``): an update
-  job on the commands topic is read and checked, the image fetched over HTTPS
-  with the cart's client certificate in byte ranges (a dropped link resumes at
-  the first byte not yet kept), verified and committed, and the cart reboots;
-  ``ota-status`` records and the ``boot`` attestation go out like any record,
-  and the slot is marked good once the broker acknowledges the attestation. An
-  image's declared defects play out: a crash at boot (the boot counter returns
-  the cart to its old slot), a crash some hours after boot (the slot was marked
-  good, so nothing rolls back: the cart crashes at every boot and stays dark
-  until someone power-cycles it), a raised fault rate. A job that arrives while
-  a customer is shopping waits until the cart is docked.
+- **Firmware updates** (when the scenario has rollouts, ``Cart.ota``): the cart's
+  ``CartUpdater`` (``tether.sim.cart_update``) takes an update job on the
+  commands topic, fetches the image over HTTPS with the cart's client
+  certificate in byte ranges (a dropped link resumes at the first byte not yet
+  kept), verifies and commits it, and the cart reboots; ``ota-status`` records
+  and the ``boot`` attestation go out like any record, and the slot is marked
+  good once the broker acknowledges the attestation. An image's declared defects
+  play out: a crash at boot (the boot counter returns the cart to its old slot),
+  a crash some hours after boot (the slot was marked good, so nothing rolls
+  back: the cart crashes at every boot and stays dark until someone
+  power-cycles it), a raised fault rate. A job that arrives while a customer is
+  shopping waits until the cart is docked.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ from typing import Any
 
 from tether.devices.secure_element import SecureElement
 from tether.firmware.jobs import Job
+from tether.sim.cart_update import CartUpdater
 from tether.sim.engine import Engine
 from tether.sim.ledger import Ledger
 from tether.sim.mqtt import MqttLink
-from tether.sim.ota.agent import UpdateAgent, key
+from tether.sim.ota.agent import UpdateAgent
 from tether.sim.ota.device import OtaDevice
 from tether.sim.ota.fetch import Fetcher
 from tether.sim.stores import Item, Store
@@ -61,8 +63,6 @@ DRAW = {"active": 5.5, "paused": 2.0, "idle": 2.5, "docked": -40.0, "car-park": 
 BATTERY_CLIFF = 8.0
 SENT_MEMORY = 4000  # acknowledged records a cart keeps in case one comes back rate_limited
 FINAL = ("complete", "abandoned", "voided")
-PIECE = 16 * 1024  # bytes a cart asks the door for in one range request
-BYTES_PER_S = {"wifi": 250_000.0, "lte-m": 25_000.0}
 
 
 @dataclass
@@ -127,22 +127,53 @@ class Cart:
         self.continue_elsewhere: Callable[[str, str, int], None] | None = None
         self.idle_health = IDLE_HEALTH_S
         self.fault_multiplier = 1.0  # the running image's, on this cart's revision
-        # The update side: None for a cart that runs its fw with none (scenarios without rollouts).
-        self.ota: OtaDevice | None = None
-        self.agent: UpdateAgent | None = None
-        self.fetcher: Fetcher | None = None
+        # The update side (its ota, agent and fetcher None in scenarios without rollouts).
         self.ota_rng = random.Random(f"{serial}:ota")
+        self.updater = CartUpdater(self, self.ota_rng)
         self.crash_dark = (12 * HOUR, 24 * HOUR)
-        self.transfer_drops = 0.1  # chance a download's link drops on the way
-        self.job: Job | None = None  # persisted with the transfer: what is being installed
-        self._job_waits = False  # held until the cart is docked
-        self._boot_seq: int | None = None  # the boot record whose acknowledgement marks good
         self._crash_token = 0
-        self._fetching = False
         self.dark = False  # crashed and not yet power-cycled
-        self._boots_counted = 0  # boots of the update side already in the counts
         ledger.device(serial, "retail-cart", store.name)
         store.listeners.append(self.reevaluate)
+
+    # the update side, as the world wires it
+    @property
+    def ota(self) -> OtaDevice | None:
+        return self.updater.ota
+
+    @ota.setter
+    def ota(self, ota: OtaDevice | None) -> None:
+        self.updater.ota = ota
+
+    @property
+    def agent(self) -> UpdateAgent | None:
+        return self.updater.agent
+
+    @agent.setter
+    def agent(self, agent: UpdateAgent | None) -> None:
+        self.updater.agent = agent
+
+    @property
+    def fetcher(self) -> Fetcher | None:
+        return self.updater.fetcher
+
+    @fetcher.setter
+    def fetcher(self, fetcher: Fetcher | None) -> None:
+        self.updater.fetcher = fetcher
+
+    @property
+    def transfer_drops(self) -> float:
+        """The chance a download's link drops on the way."""
+        return self.updater.transfer_drops
+
+    @transfer_drops.setter
+    def transfer_drops(self, chance: float) -> None:
+        self.updater.transfer_drops = chance
+
+    @property
+    def job(self) -> Job | None:
+        """The update job under way, if any."""
+        return self.updater.job
 
     # records
     def _make(self, type: str, body: dict[str, Any]) -> Record:
@@ -189,36 +220,16 @@ class Cart:
             body = {"fw": self.fw, "slot": "a", "previous_fw": None, "rolled_back": False}
             self._make("boot", body)
         else:
-            self._boot_ota()
+            self.updater.boot()
         self.reevaluate()
         self._schedule_health()
 
-    def _boot_ota(self) -> None:
-        """The bootloader and the image it chose; its attestation; its defects from now on."""
-        assert self.ota is not None and self.agent is not None
-        boot = self.ota.boot_until_up()
-        # (an install boots the new slot once itself, before the device reboots)
-        crashed = sum(1 for b in self.ota.boots[self._boots_counted :] if b.crashed)
-        self._boots_counted = len(self.ota.boots)
-        if crashed:
-            self.ledger.count("ota.crashes_at_boot", crashed)
-        if boot.record is not None and boot.record.rolled_back:
-            self.ledger.count("ota.rolled_back_by_bootloader")
-        self.fw = boot.version
-        assert boot.record is not None
-        self._boot_seq = self._make("boot", boot.record.body()).seq
-        defects = self.ota.defects
-        self.fault_multiplier = defects.fault_multiplier(self.hw)
+    def crash_after(self, seconds: float | None) -> None:
+        """A new image is up: it crashes ``seconds`` from now (None: it does not)."""
         self._crash_token += 1
-        hours = defects.crash_after_hours(self.hw)
-        if hours is not None:
+        if seconds is not None:
             token = self._crash_token
-            at = hours * HOUR * self.ota_rng.uniform(0.95, 1.05)
-            self.engine.after(at, lambda: self._crash(token))
-        if self.agent.transfer is not None or (self.job is not None and not self._job_waits):
-            # A transfer the power cut: the job was kept with it, the cursor says where.
-            self.agent.transfer = None
-            self._job_waits = self.job is not None
+            self.engine.after(seconds, lambda: self._crash(token))
 
     def _power_off(self, clean: bool = True) -> None:
         self.state = "off"
@@ -227,7 +238,7 @@ class Cart:
         self.via = None
         self._net_token += 1
         self._crash_token += 1
-        self._fetching = False
+        self.updater.powered_off()
         if self.net == "up":
             self.net = "leaving"
             assert self.link is not None
@@ -377,7 +388,7 @@ class Cart:
         self.ledger.count("cart.republished", len(backlog))
         for record in backlog:
             self._publish(record)
-        self._update_step()
+        self.updater.step()
 
     def on_down(self, reason: str) -> None:
         requested = self.net == "leaving"
@@ -406,9 +417,7 @@ class Cart:
             self.ledger.count("mqtt.acks_for_copies")  # a copy of something acknowledged before
             return
         self.ledger.delivered(self.serial, record.key, self.engine.now)
-        if seq == self._boot_seq and self.ota is not None:
-            self._boot_seq = None
-            self.ota.acknowledge()  # the attestation reached tether: the slot is good
+        self.updater.acknowledged(seq)
         self.sent[seq] = record
         while len(self.sent) > SENT_MEMORY:
             self.sent.popitem(last=False)
@@ -425,7 +434,7 @@ class Cart:
             self.agreed = [c for c in message.get("use", []) if isinstance(c, str)]
             self.ledger.count("cart.capability_answers")
         elif topic.endswith("/commands") and message.get("type") == "ota":
-            self._update_job(message)
+            self.updater.take(message)
         elif topic.endswith("/rejects"):
             seq, code = message.get("seq"), str(message.get("code"))
             if code == "rate_limited" and isinstance(seq, int) and seq in self.sent:
@@ -607,7 +616,7 @@ class Cart:
             self._settle_battery()
             self.state = "docked"
             self._schedule_health()
-            self._update_step()
+            self.updater.step()
 
     def _car_park(self) -> None:
         """Wheeled out to a car and left: out of Wi-Fi, hourly pings over LTE-M."""
@@ -645,98 +654,10 @@ class Cart:
         self.battery = 100.0
         self.power_on()
 
-    # firmware updates
-    def _update_job(self, message: dict[str, Any]) -> None:
-        if self.agent is None:
-            self.ledger.count("ota.jobs_ignored")
-            return
-        self.ledger.count("ota.jobs")
-        job = self.agent.read(message)
-        if job is None:
-            self.ledger.count("ota.jobs_refused")
-            return
-        if self.job is not None and key(self.job) == key(job):
-            return  # the same job again (QoS 1): it is under way already
-        self.job, self._job_waits = job, True
-        self.agent.transfer = None
-        self._update_step()
-
-    def _update_step(self) -> None:
-        """Go on with the update: start it once docked, fetch the next piece while online."""
-        agent, job = self.agent, self.job
-        if agent is None or job is None or self._fetching or self.state == "off":
-            return
-        if self._job_waits:
-            if self.shop is not None or self.state != "docked":
-                return  # a customer has it: install when it is back at the dock
-            self._job_waits = False
-            if agent.start(job) is None:
-                self.job = None
-                return
-            if agent.next_range() is None and agent.transfer is not None:
-                self._installed_or_not(agent.finished())
-                return
-        if agent.transfer is None:
-            self.job = None
-            return
-        if self.net != "up" or self.via is None:
-            return  # on_up goes on from the cursor
-        span = agent.next_range()
-        if span is None:
-            self._installed_or_not(agent.finished())
-            return
-        assert self.fetcher is not None
-        start = span[0]
-        stop = min(span[1], start + PIECE)
-        got = self.fetcher.range(job.url, start, stop)
-        if got.status not in (200, 206):
-            self.ledger.count("ota.fetch_refused")
-            agent.abandon(f"download refused: {got.status} {got.detail}"[:200])
-            self.job = None
-            return
-        data = got.data
-        seconds = len(data) / BYTES_PER_S[self.via]
-        dropped = self.ota_rng.random() < self.transfer_drops * len(data) / max(job.size, 1)
-        if dropped:  # the link goes mid-piece: what arrived is kept, the rest comes again
-            data = data[: len(data) // 2]
-            seconds /= 2
-        self._fetching = True
-        self.ledger.count("ota.bytes_fetched", len(data))
-        token = self._crash_token
-        self.engine.after(seconds, lambda: self._piece(job, start, data, dropped, token))
-
-    def _piece(self, job: Job, start: int, data: bytes, dropped: bool, token: int) -> None:
-        if token != self._crash_token:
-            return  # the cart went off meanwhile: the piece never landed
-        self._fetching = False
-        agent = self.agent
-        if agent is None or self.job is not job:
-            return
-        if agent.transfer is None:
-            return
-        outcome = agent.feed(start, data)
-        if outcome != "more":
-            self._installed_or_not(outcome)
-            return
-        if dropped:
-            self.ledger.count("ota.downloads_resumed")
-            self.wifi_flap(self.ota_rng.uniform(5, 60))
-            return
-        self._update_step()
-
-    def _installed_or_not(self, outcome: str) -> None:
-        self.job = None
-        if outcome != "installed":
-            self.ledger.count("ota.installs_failed")
-            return
-        self.ledger.count("ota.installed")
-        self._power_off()
-        self.engine.after(self.ota_rng.uniform(20, 60), self.power_on)
-
     # the end of the run
     @property
     def quiet(self) -> bool:
         """No trip or update under way, nothing in flash, nothing waiting for an acknowledgement."""
-        if self.job is not None and self.state != "off":
+        if self.updater.job is not None and self.state != "off":
             return False  # an update under way
         return self.shop is None and not self.flash and not self.in_car_park
