@@ -45,6 +45,7 @@ from tether.sim.wire import (
     Record,
     bond_frame,
     device_event_frame,
+    hello_body,
     json_record,
     session_frame,
 )
@@ -252,14 +253,8 @@ class Brush:
             else [r.seq for r in self.ring]
         )
         lowest = held[0] if held else seq
-        body: dict[str, object] = {
-            "fw": self.fw,
-            "hw": self.hw,
-            "capabilities": list(self.capabilities),
-            "lowest_seq_held": lowest,
-        }
-        if self.agent is not None:
-            body["trust_anchors"] = self.agent.trust_anchors
+        anchors = self.agent.trust_anchors if self.agent is not None else None
+        body = hello_body(self.fw, self.hw, self.capabilities, lowest, anchors)
         record = json_record(
             self.serial, seq, int(self.rtc.read(now) * 1000), "hello", body, self._sign, now
         )

@@ -54,7 +54,7 @@ from tether.sim.ota.agent import UpdateAgent
 from tether.sim.ota.device import OtaDevice
 from tether.sim.ota.fetch import Fetcher
 from tether.sim.stores import Item, Store
-from tether.sim.wire import Record, json_record
+from tether.sim.wire import Record, hello_body, json_record
 
 MINUTE, HOUR = 60.0, 3600.0
 ACTIVE_HEALTH_S, IDLE_HEALTH_S, CAR_PARK_HEALTH_S = 60.0, 300.0, 3600.0
@@ -374,15 +374,10 @@ class Cart:
             return
         self.ledger.count(f"cart.connects.{self.via}")
         lowest = min(self.flash, default=self.next_seq)
-        body: dict[str, Any] = {
-            "fw": self.fw,
-            "hw": self.hw,
-            "capabilities": list(self.capabilities),
-            "lowest_seq_held": lowest,
-        }
-        if self.agent is not None:
-            body["trust_anchors"] = self.agent.trust_anchors
-        hello = self._make("hello", body)
+        anchors = self.agent.trust_anchors if self.agent is not None else None
+        hello = self._make(
+            "hello", hello_body(self.fw, self.hw, self.capabilities, lowest, anchors)
+        )
         self._publish(hello)
         backlog = [r for seq, r in self.flash.items() if seq != hello.seq]
         self.ledger.count("cart.republished", len(backlog))

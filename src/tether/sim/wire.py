@@ -87,6 +87,26 @@ class Record:
         return f"Record({self.key!r}, {self.type!r})"
 
 
+def hello_body(
+    fw: str,
+    hw: str,
+    capabilities: Sequence[str],
+    lowest_seq_held: int | None,
+    trust_anchors: list[str] | None = None,
+) -> dict[str, Any]:
+    """A hello's body: firmware, hardware, capabilities, the lowest seq still held, and
+    the firmware trust anchors of a device that takes updates."""
+    body: dict[str, Any] = {
+        "fw": fw,
+        "hw": hw,
+        "capabilities": list(capabilities),
+        "lowest_seq_held": lowest_seq_held,
+    }
+    if trust_anchors is not None:
+        body["trust_anchors"] = trust_anchors
+    return body
+
+
 def json_record(
     serial: str,
     seq: int,
